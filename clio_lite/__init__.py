@@ -1,0 +1,28 @@
+"""clio_lite: what people use a chatbot for, learned bottom-up from conversation logs, released k-anonymously.
+
+The public API::
+
+    import clio_lite as cl
+    convs = cl.load_conversations("chats.jsonl")
+    clio = cl.Clio(min_users=25, min_conversations=50, random_state=0).fit(convs)
+    clio.release_.tree.show()
+    clio.release_.save("release/")
+"""
+
+from .io import load_conversations
+from .pipeline import Clio
+from .release import ClusterNode, ClusterTree, Release
+from .schema import Conversation, Conversations, Message, Rejection
+
+__all__ = [
+    "Clio",
+    "ClusterNode",
+    "ClusterTree",
+    "Conversation",
+    "Conversations",
+    "Message",
+    "Rejection",
+    "Release",
+    "load_conversations",
+]
+__version__ = "0.1.0"

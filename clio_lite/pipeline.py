@@ -1,0 +1,366 @@
+"""Clio: the estimator that composes the stages, in the order of the data flow.
+
+    conversations → validate → scrub PII → embed → reduce → cluster tree → privacy gate → name → Release
+
+Only this module knows the order; every stage is a swappable object with a small protocol (see each module).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from tqdm.auto import tqdm
+
+from .cluster import HDBSCANClusterer, Hierarchy
+from .embed import SentenceTransformerEmbedder
+from .io import load_conversations
+from .name import KeywordNamer, NodeToName
+from .privacy import gate
+from .reduce import UMAPReducer
+from .release import SCHEMA_VERSION, ClusterNode, ClusterTree, Release
+from .schema import Conversations
+from .scrub import PresidioScrubber
+
+logger = logging.getLogger(__name__)
+
+UNCLUSTERED = "<unclustered>"
+SUPPRESSED = "<suppressed>"
+_VERSIONED_PACKAGES = (
+    "clio_lite", "numpy", "scikit-learn", "torch", "sentence-transformers", "presidio-analyzer", "spacy",
+    "umap-learn", "hdbscan",
+)
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "clio_lite"
+
+
+class Clio(BaseEstimator):
+    """Turn conversations into a released, k-anonymous tree of named clusters.
+
+    Parameters
+    ----------
+    min_users : int
+        A cluster is released only if at least this many distinct users had conversations in it.
+    min_conversations : int
+        ... and only if it holds at least this many conversations.
+    min_cluster_size : int or None
+        The smallest group HDBSCAN may call a cluster; ``None`` uses ``min_conversations``, since anything
+        smaller would be suppressed anyway.
+    top_clusters : int
+        About how many clusters the top level has.
+    branching : int
+        About how many times more clusters each level has than the one above.
+    scrubber, embedder, reducer, map_reducer, clusterer, namer : objects or None
+        The stages; ``None`` picks the defaults (Presidio, all-MiniLM-L6-v2, UMAP to 5-D, UMAP to 2-D, HDBSCAN,
+        the keyword namer). Any object with the same method works (see each module's protocol).
+    cache_dir : str, Path, False or None
+        Where embeddings are cached between runs; ``None`` means ``~/.cache/clio_lite``, ``False`` no cache. The
+        cache holds embeddings of scrubbed text: keep it where the conversations themselves may live.
+    random_state : int, numpy Generator/RandomState or None
+        Seeds every stochastic stage; an int makes the release byte-for-byte reproducible.
+    verbose : bool
+        Progress bars and stage timings in the log.
+
+    Attributes
+    ----------
+    release_ : Release
+        What may be shared: the released tree and its manifest.
+    labels_ : np.ndarray of str
+        For each accepted conversation, the id of the deepest released cluster holding it, or ``"<unclustered>"``
+        or ``"<suppressed>"``. Private: it is per conversation and never part of the release.
+    conversations_ : Conversations
+        The accepted conversations and the rejected records with their reasons.
+    timings_ : dict
+        Seconds spent in each stage.
+
+    Examples
+    --------
+    >>> import clio_lite as cl
+    >>> clio = cl.Clio(min_users=25, min_conversations=50, random_state=0)   # doctest: +SKIP
+    >>> clio.fit("chats.jsonl").release_.tree.show()                          # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        min_users: int = 25,
+        min_conversations: int = 50,
+        min_cluster_size: int | None = None,
+        top_clusters: int = 10,
+        branching: int = 10,
+        scrubber: Any = None,
+        embedder: Any = None,
+        reducer: Any = None,
+        map_reducer: Any = None,
+        clusterer: Any = None,
+        namer: Any = None,
+        cache_dir: str | Path | bool | None = None,
+        random_state: Any = None,
+        verbose: bool = True,
+    ):
+        self.min_users = min_users
+        self.min_conversations = min_conversations
+        self.min_cluster_size = min_cluster_size
+        self.top_clusters = top_clusters
+        self.branching = branching
+        self.scrubber = scrubber
+        self.embedder = embedder
+        self.reducer = reducer
+        self.map_reducer = map_reducer
+        self.clusterer = clusterer
+        self.namer = namer
+        self.cache_dir = cache_dir
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- the flow ---------------------------------------------------------------------------------------------
+
+    def fit(self, conversations: Any, y: None = None) -> Clio:
+        """Run every stage on ``conversations`` and build :attr:`release_`.
+
+        ``conversations`` is anything :func:`clio_lite.load_conversations` reads (a path, a DataFrame, a list of
+        dicts) or the :class:`Conversations` it returned.
+        """
+        self._check_params()
+        self.timings_: dict[str, float] = {}
+        with self._stage("load"):
+            convs = conversations if isinstance(conversations, Conversations) else load_conversations(conversations)
+        if len(convs) == 0:
+            raise ValueError(
+                f"No conversation to analyse: {convs.n_read} records read from {convs.source}, all rejected. "
+                "See `load_conversations(...).rejected` for the reasons."
+            )
+        self.conversations_ = convs
+        seeds = self._seeds()
+
+        texts = [conversation.user_text() for conversation in convs]
+        with self._stage("scrub"):
+            scrubber = self.scrubber if self.scrubber is not None else PresidioScrubber()
+            scrubbed, entity_counts = self._scrub(scrubber, texts)
+        del texts  # from here on, only scrubbed text exists
+        with self._stage("embed"):
+            embedder = self.embedder if self.embedder is not None else self._default_embedder()
+            embeddings = embedder.embed(scrubbed)
+        with self._stage("reduce"):
+            reduced = _seeded(self.reducer or UMAPReducer(n_components=5), seeds[0]).fit_transform(embeddings)
+            positions = _seeded(self.map_reducer or UMAPReducer(n_components=2), seeds[1]).fit_transform(
+                embeddings
+            )
+        with self._stage("cluster"):
+            clusterer = self.clusterer or HDBSCANClusterer(
+                min_cluster_size=self.min_cluster_size or self.min_conversations,
+                top_clusters=self.top_clusters,
+                branching=self.branching,
+            )
+            hierarchy = clusterer.fit_hierarchy(reduced)
+            members = hierarchy.members()
+        user_codes = np.unique([c.user_id for c in convs], return_inverse=True)[1]
+        with self._stage("gate"):
+            decision = gate(hierarchy.parent, members, user_codes, self.min_users, self.min_conversations)
+        with self._stage("name"):
+            released = np.flatnonzero(decision.released)
+            position_of = {node: i for i, node in enumerate(released)}
+            depth = hierarchy.depth()
+            to_name = [
+                NodeToName(members[node], position_of.get(hierarchy.parent[node], -1), int(depth[node]))
+                for node in released
+            ]
+            names = (self.namer or KeywordNamer()).name(scrubbed, user_codes, to_name, self.min_users)
+        nodes, node_ids = self._released_nodes(hierarchy, members, decision, names, positions)
+        self.labels_ = self._labels(hierarchy, decision.released, node_ids, len(convs))
+        counts = self._accounting(convs, hierarchy, decision.released, members)
+        self.release_ = Release(
+            ClusterTree(nodes),
+            self._manifest(counts, convs, entity_counts, embedder, scrubber),
+        )
+        self.entity_counts_ = dict(entity_counts)
+        logger.info("released %d clusters; %s", len(nodes), counts)
+        return self
+
+    def fit_release(self, conversations: Any) -> Release:
+        """Fit and return the release."""
+        return self.fit(conversations).release_
+
+    # -- stages -----------------------------------------------------------------------------------------------
+
+    def _scrub(self, scrubber: Any, texts: list[str]) -> tuple[list[str], Counter]:
+        scrubbed: list[str] = []
+        entity_counts: Counter = Counter()
+        chunk = 256
+        with tqdm(total=len(texts), desc="Scrubbing PII", unit="conv", disable=not self.verbose) as bar:
+            for start in range(0, len(texts), chunk):
+                result = scrubber.scrub(texts[start : start + chunk])
+                scrubbed.extend(result.texts)
+                entity_counts.update(result.entity_counts)
+                bar.update(len(result.texts))
+        return scrubbed, entity_counts
+
+    def _default_embedder(self) -> SentenceTransformerEmbedder:
+        if self.cache_dir is False:
+            cache = None
+        elif self.cache_dir is None or self.cache_dir is True:
+            cache = default_cache_dir()
+        else:
+            cache = Path(self.cache_dir)
+        return SentenceTransformerEmbedder(cache_dir=cache, verbose=self.verbose)
+
+    def _released_nodes(
+        self, hierarchy: Hierarchy, members: list[np.ndarray], decision, names, positions: np.ndarray
+    ) -> tuple[list[ClusterNode], dict[int, str]]:
+        """Released nodes with path ids assigned among released siblings only, so ids leak no suppressed node."""
+        node_ids: dict[int, str] = {}
+        released = np.flatnonzero(decision.released)
+        name_of = dict(zip(released, names, strict=True))
+        sibling_count: Counter = Counter()
+        total_released = sum(decision.conversations[n] for n in released if hierarchy.parent[n] < 0)
+        depth = hierarchy.depth()
+        nodes: list[ClusterNode] = []
+        for node in released:  # parents precede children; siblings are ordered by size
+            parent = int(hierarchy.parent[node])
+            parent_id = node_ids.get(parent) if parent >= 0 else None
+            index = sibling_count[parent_id]
+            sibling_count[parent_id] += 1
+            node_ids[node] = str(index) if parent_id is None else f"{parent_id}.{index}"
+            denominator = decision.conversations[parent] if parent >= 0 else total_released
+            centre = positions[members[node]].mean(axis=0)
+            nodes.append(
+                ClusterNode(
+                    id=node_ids[node],
+                    parent_id=parent_id,
+                    depth=int(depth[node]),
+                    name=name_of[node].name,
+                    description=name_of[node].description,
+                    keywords=tuple(name_of[node].keywords),
+                    conversations=int(decision.conversations[node]),
+                    users=int(decision.users[node]),
+                    share_of_parent=round(float(decision.conversations[node] / denominator), 4),
+                    x=round(float(centre[0]), 3),
+                    y=round(float(centre[1]), 3),
+                )
+            )
+        return nodes, node_ids
+
+    @staticmethod
+    def _labels(hierarchy: Hierarchy, released: np.ndarray, node_ids: dict[int, str], n: int) -> np.ndarray:
+        labels = np.full(n, UNCLUSTERED, dtype=object)
+        for point, node in enumerate(hierarchy.assignment):
+            while node >= 0 and not released[node]:
+                node = hierarchy.parent[node]
+            if node >= 0:
+                labels[point] = node_ids[node]
+            elif hierarchy.assignment[point] >= 0:
+                labels[point] = SUPPRESSED
+        return labels
+
+    @staticmethod
+    def _accounting(convs: Conversations, hierarchy: Hierarchy, released: np.ndarray, members) -> dict[str, int]:
+        top_released = [n for n in np.flatnonzero(released) if hierarchy.parent[n] < 0]
+        in_released = sum(len(members[n]) for n in top_released)
+        children = hierarchy.children()
+        leaves = [n for n in np.flatnonzero(released) if not any(released[c] for c in children[n])]
+        unclustered = int((hierarchy.assignment < 0).sum())
+        counts = {
+            "read": convs.n_read,
+            "rejected": len(convs.rejected),
+            "accepted": len(convs),
+            "released": int(in_released),
+            "in_released_leaves": int(sum(len(members[n]) for n in leaves)),
+            "suppressed": int(len(convs) - in_released - unclustered),
+            "unclustered": unclustered,
+        }
+        if counts["read"] != counts["released"] + counts["suppressed"] + counts["unclustered"] + counts["rejected"]:
+            raise RuntimeError(f"accounting does not add up, a bug in clio_lite: {counts}")
+        return counts
+
+    def _manifest(self, counts, convs: Conversations, entity_counts: Counter, embedder, scrubber) -> dict[str, Any]:
+        config = self._config()
+        rejected_by_field = Counter(rejection.field or "record" for rejection in convs.rejected)
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "config": config,
+            "config_hash": hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
+            "versions": _package_versions(),
+            "models": {
+                "embedding": getattr(embedder, "model_id", type(embedder).__name__),
+                "scrubber": getattr(scrubber, "model_name", type(scrubber).__name__),
+            },
+            "thresholds": {"min_users": self.min_users, "min_conversations": self.min_conversations},
+            "counts": counts,
+            "rejected_by_field": dict(sorted(rejected_by_field.items())),
+            "scrubbed_entities": dict(sorted(entity_counts.items())),
+        }
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+
+    def _config(self) -> dict[str, Any]:
+        """The parameters as JSON-safe values; a stage object is recorded by its class and its own parameters."""
+
+        def describe(value: Any) -> Any:
+            if value is None or isinstance(value, bool | int | float | str):
+                return value
+            if isinstance(value, Path):
+                return str(value)
+            if isinstance(value, np.random.RandomState | np.random.Generator):
+                return type(value).__name__
+            params = {k: describe(v) for k, v in sorted(vars(value).items()) if not k.startswith("_")
+                      and not k.endswith("_")}
+            return {"class": f"{type(value).__module__}.{type(value).__qualname__}", "params": params}
+
+        params = self.get_params(deep=False)
+        params.pop("verbose")
+        params.pop("cache_dir")  # where the cache lives does not change the release
+        return {key: describe(value) for key, value in sorted(params.items())}
+
+    def _check_params(self) -> None:
+        for name in ("min_users", "min_conversations", "top_clusters", "branching"):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"Clio({name}={value!r}): expected a positive integer.")
+        if self.min_cluster_size is not None and self.min_cluster_size < 2:
+            raise ValueError(f"Clio(min_cluster_size={self.min_cluster_size!r}): expected an integer >= 2 or None.")
+
+    def _seeds(self) -> list[int | None]:
+        if self.random_state is None:
+            return [None, None]
+        rng = check_random_state(self.random_state)
+        return [int(seed) for seed in rng.randint(0, 2**31 - 1, size=2)]
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.timings_[name] = round(time.perf_counter() - start, 3)
+        if self.verbose:
+            logger.info("%s: %.1f s", name, self.timings_[name])
+
+
+def _seeded(stage: Any, seed: int | None) -> Any:
+    """A copy of ``stage`` with ``random_state`` set, unless the user fixed its own."""
+    if seed is None or getattr(stage, "random_state", 0) is not None:
+        return stage
+    stage = copy.copy(stage)
+    stage.random_state = seed
+    return stage
+
+
+def _package_versions(packages: Sequence[str] = _VERSIONED_PACKAGES) -> dict[str, str]:
+    versions = {}
+    for package in packages:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions

@@ -1,0 +1,114 @@
+"""The privacy gate: which nodes of the hierarchy may be released.
+
+A node is released only if it holds at least ``min_users`` distinct users **and** ``min_conversations``
+conversations, and its parent is released. A suppressed node is folded into its parent's remainder: counted there,
+never described.
+
+Differencing: a reader who sees a parent's count and its released children's counts can subtract to learn the
+size of the parent's remainder (its own conversations plus its suppressed children). So a remainder must itself be
+empty or meet both thresholds. When it does not, the smallest released child is folded into the remainder too,
+until the remainder is large enough or the parent has no released children left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+FOLDED = "folded into its parent's remainder, which would otherwise be small enough to single out by subtraction"
+
+
+@dataclass
+class GateResult:
+    """What the gate decided, per node of the hierarchy.
+
+    Attributes
+    ----------
+    released : np.ndarray of bool
+        Whether each node is released.
+    conversations, users : np.ndarray of int
+        Each node's conversation count and distinct-user count (of its whole subtree).
+    reasons : list of str
+        For a suppressed node, why; empty for a released one.
+    """
+
+    released: np.ndarray
+    conversations: np.ndarray
+    users: np.ndarray
+    reasons: list[str]
+
+
+def distinct_users(user_codes: np.ndarray, members: np.ndarray) -> int:
+    """The number of distinct users among the conversations ``members``: one user with many is one user."""
+    return len(np.unique(user_codes[members])) if len(members) else 0
+
+
+def gate(
+    parent: np.ndarray,
+    members: list[np.ndarray],
+    user_codes: np.ndarray,
+    min_users: int,
+    min_conversations: int,
+) -> GateResult:
+    """Decide which nodes to release; see the module docstring for the rules.
+
+    Parameters
+    ----------
+    parent : np.ndarray of int
+        Each node's parent, -1 for a top-level node; parents come before their children.
+    members : list of np.ndarray
+        Each node's conversations (indices into ``user_codes``), its whole subtree.
+    user_codes : np.ndarray of int
+        The user of each conversation, as an integer code.
+    """
+    n_nodes = len(parent)
+    conversations = np.array([len(m) for m in members], dtype=int)
+    users = np.array([distinct_users(user_codes, m) for m in members], dtype=int)
+    meets = (users >= min_users) & (conversations >= min_conversations)
+    released = np.zeros(n_nodes, dtype=bool)
+    reasons = [""] * n_nodes
+
+    children: list[list[int]] = [[] for _ in range(n_nodes)]
+    for node, p in enumerate(parent):
+        if p >= 0:
+            children[p].append(node)
+
+    def below_threshold(node: int) -> str:
+        return (
+            f"{users[node]} users and {conversations[node]} conversations, below the thresholds of "
+            f"{min_users} users and {min_conversations} conversations"
+        )
+
+    for node in range(n_nodes):  # parents first
+        p = parent[node]
+        if p >= 0 and not released[p]:
+            reasons[node] = "its parent is suppressed"
+        elif not meets[node]:
+            reasons[node] = below_threshold(node)
+        else:
+            released[node] = True
+
+    # Fold remainders that a reader could compute by subtraction, from the top down.
+    for node in range(n_nodes):
+        if not released[node]:
+            continue
+        kept = sorted((c for c in children[node] if released[c]), key=lambda c: (conversations[c], -c))
+        while kept:
+            in_children = np.concatenate([members[c] for c in kept])
+            remainder = np.setdiff1d(members[node], in_children, assume_unique=True)
+            if len(remainder) == 0 or (
+                len(remainder) >= min_conversations and distinct_users(user_codes, remainder) >= min_users
+            ):
+                break
+            _suppress_subtree(kept.pop(0), children, released, reasons, FOLDED)
+    return GateResult(released=released, conversations=conversations, users=users, reasons=reasons)
+
+
+def _suppress_subtree(node: int, children: list[list[int]], released: np.ndarray, reasons: list[str], why: str):
+    released[node] = False
+    reasons[node] = why
+    for child in children[node]:
+        if released[child]:
+            _suppress_subtree(child, children, released, reasons, "its parent is suppressed")

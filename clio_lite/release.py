@@ -1,0 +1,261 @@
+"""The release: the only thing that leaves the private zone.
+
+A :class:`Release` is a tree of released clusters (name, description, keywords, counts of conversations and
+distinct users, a 2-D position) plus a manifest (configuration, its hash, package versions, the accounting of
+every input record). It holds no conversation text, no conversation or user id and nothing per conversation.
+
+This module imports nothing from the private stages of the pipeline, so it cannot reach raw text even by mistake.
+Saving writes a plain, versioned directory (``tree.json``, ``nodes.parquet``, ``manifest.json``), never a pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+RELEASE_FILES = ("tree.json", "nodes.parquet", "manifest.json")
+NODE_COLUMNS = (
+    "id", "parent_id", "depth", "name", "description", "keywords", "conversations", "users", "share_of_parent",
+    "x", "y",
+)
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """One released cluster.
+
+    Attributes
+    ----------
+    id : str
+        A path id: ``"2"`` is the third-largest top-level cluster, ``"2.0"`` its largest released child.
+    parent_id : str or None
+        ``None`` at the top level.
+    depth : int
+        1 at the top level.
+    conversations, users : int
+        Conversations in the cluster's whole subtree, and the distinct users who had them.
+    share_of_parent : float
+        ``conversations`` over the parent's (over all released conversations at the top level).
+    x, y : float
+        The cluster's centre on the 2-D map.
+    """
+
+    id: str
+    parent_id: str | None
+    depth: int
+    name: str
+    description: str
+    keywords: tuple[str, ...]
+    conversations: int
+    users: int
+    share_of_parent: float
+    x: float
+    y: float
+
+    def to_dict(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["keywords"] = list(self.keywords)
+        return row
+
+
+class ClusterTree:
+    """The released clusters as a tree: navigate it, print it, or turn it into a table.
+
+    Examples
+    --------
+    >>> tree = ClusterTree([ClusterNode("0", None, 1, "Python · Pandas", "Conversations about python.",
+    ...                                 ("python",), 120, 40, 1.0, 0.0, 0.0)])
+    >>> [node.name for node in tree.roots]
+    ['Python · Pandas']
+    """
+
+    def __init__(self, nodes: list[ClusterNode]):
+        self.nodes = list(nodes)
+        self._by_id = {node.id: node for node in self.nodes}
+        self._children: dict[str | None, list[ClusterNode]] = {}
+        for node in self.nodes:
+            self._children.setdefault(node.parent_id, []).append(node)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __iter__(self) -> Iterator[ClusterNode]:
+        return iter(self.nodes)
+
+    def __getitem__(self, node_id: str) -> ClusterNode:
+        return self._by_id[node_id]
+
+    @property
+    def roots(self) -> list[ClusterNode]:
+        """The top-level clusters, largest first."""
+        return self._children.get(None, [])
+
+    @property
+    def depth(self) -> int:
+        """The number of levels."""
+        return max((node.depth for node in self.nodes), default=0)
+
+    def children(self, node_id: str) -> list[ClusterNode]:
+        return self._children.get(node_id, [])
+
+    def walk(self, node_id: str | None = None) -> Iterator[ClusterNode]:
+        """Depth-first, parents before children, siblings largest first; from ``node_id`` or from the top."""
+        stack = list(reversed(self.roots if node_id is None else [self[node_id]]))
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(self.children(node.id)))
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per released node, in walk order, with its parent id and depth."""
+        return pd.DataFrame([node.to_dict() for node in self.walk()], columns=list(NODE_COLUMNS))
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        """The tree as nested dicts: each node with a ``children`` list."""
+
+        def nest(node: ClusterNode) -> dict[str, Any]:
+            return {**node.to_dict(), "children": [nest(child) for child in self.children(node.id)]}
+
+        return [nest(root) for root in self.roots]
+
+    def render(self, max_depth: int | None = None):
+        """A ``rich`` renderable of the tree down to ``max_depth`` levels."""
+        from rich.tree import Tree
+
+        top = Tree(f"[bold]{len(self.roots)} top-level clusters[/bold]")
+
+        def add(branch, node: ClusterNode) -> None:
+            label = (
+                f"[bold]{node.name}[/bold]  [dim]{node.conversations:,} conversations · {node.users:,} users · "
+                f"{node.share_of_parent:.0%}[/dim]"
+            )
+            sub = branch.add(label)
+            if max_depth is None or node.depth < max_depth:
+                for child in self.children(node.id):
+                    add(sub, child)
+
+        for root in self.roots:
+            add(top, root)
+        return top
+
+    def show(self, max_depth: int | None = None) -> None:
+        """Print the tree (in a terminal or a notebook cell)."""
+        from rich.console import Console
+
+        Console().print(self.render(max_depth))
+
+    def __repr__(self) -> str:
+        return f"ClusterTree({len(self)} nodes, {self.depth} levels)"
+
+
+class Release:
+    """A released cluster tree and its manifest.
+
+    Attributes
+    ----------
+    tree : ClusterTree
+        The released clusters.
+    manifest : dict
+        Configuration, its hash, package and model versions, and the accounting of every input record.
+    """
+
+    def __init__(self, tree: ClusterTree, manifest: dict[str, Any]):
+        self.tree = tree
+        self.manifest = manifest
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many records were read, rejected, released, suppressed and left unclustered."""
+        return dict(self.manifest["counts"])
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per released node; see :meth:`ClusterTree.to_pandas`."""
+        return self.tree.to_pandas()
+
+    def to_json(self) -> str:
+        """The tree and the manifest as one JSON document."""
+        return _dumps({"schema_version": SCHEMA_VERSION, "manifest": self.manifest, "tree": self.tree.to_dict()})
+
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write ``tree.json``, ``nodes.parquet`` and ``manifest.json`` to the directory ``path``.
+
+        The files are written to a temporary directory beside ``path`` and moved into place at the end, so an
+        interrupted save never leaves a half-written release. An existing release directory is replaced only with
+        ``overwrite=True``; a directory holding anything else is never touched.
+        """
+        target = Path(path)
+        if target.exists():
+            if not overwrite:
+                raise FileExistsError(f"{target} already exists; pass overwrite=True to replace a saved release.")
+            if not target.is_dir() or set(os.listdir(target)) - set(RELEASE_FILES):
+                raise FileExistsError(f"{target} holds files that are not a clio_lite release; refusing to replace.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            (staging / "tree.json").write_text(
+                _dumps({"schema_version": SCHEMA_VERSION, "nodes": self.tree.to_dict()}), encoding="utf-8"
+            )
+            (staging / "manifest.json").write_text(_dumps(self.manifest), encoding="utf-8")
+            _write_parquet(self.tree.to_pandas(), staging / "nodes.parquet")
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Release:
+        """Read a release saved by :meth:`save`, checking its schema version."""
+        root = Path(path)
+        missing = [name for name in RELEASE_FILES if not (root / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{root} is not a clio_lite release: missing {', '.join(missing)}.")
+        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+        tree_doc = json.loads((root / "tree.json").read_text(encoding="utf-8"))
+        version = tree_doc.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"{root} was saved with release schema version {version}; this clio_lite reads version "
+                f"{SCHEMA_VERSION}. Install the clio_lite version named in its manifest to read it."
+            )
+        nodes: list[ClusterNode] = []
+
+        def flatten(entries: list[dict[str, Any]]) -> None:
+            for entry in entries:
+                fields = {key: entry[key] for key in NODE_COLUMNS}
+                fields["keywords"] = tuple(fields["keywords"])
+                nodes.append(ClusterNode(**fields))
+                flatten(entry.get("children", []))
+
+        flatten(tree_doc["nodes"])
+        return cls(ClusterTree(nodes), manifest)
+
+    def __repr__(self) -> str:
+        counts = self.manifest.get("counts", {})
+        return (
+            f"Release({len(self.tree)} clusters in {self.tree.depth} levels; "
+            f"{counts.get('released', 0):,} of {counts.get('read', 0):,} conversations released)"
+        )
+
+
+def _dumps(document: Any) -> str:
+    # Sorted keys and a fixed layout: the same release always serialises to the same bytes.
+    return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)

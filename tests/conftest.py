@@ -1,0 +1,53 @@
+"""Shared test set-up: offline models, a persistent numba cache, and one fitted pipeline for the end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Before any library import: no model hub, no public-suffix-list fetch, numba compiled once per checkout.
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
+
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+import pytest  # noqa: E402
+
+# A tree needs clusters of at least min_conversations; the fixture corpus is sized so several levels exist.
+E2E_PARAMS = {"min_users": 10, "min_conversations": 20, "random_state": 0, "verbose": False}
+E2E_SIZE = 1000
+
+
+@pytest.fixture(scope="session")
+def corpus() -> list[dict]:
+    """Synthetic conversations with PII, gold labels and heavy-tailed users, plus three malformed records."""
+    from fixtures.generate import generate_conversations
+
+    records = generate_conversations(E2E_SIZE, seed=1)
+    bad = [
+        {"id": "bad-no-user", "messages": [{"role": "user", "content": "hello there"}]},
+        {"id": "bad-empty", "user_id": "u-x", "messages": []},
+        {**records[0], "messages": [{"role": "user", "content": "a different conversation, same id"}]},
+    ]
+    return records + bad
+
+
+@pytest.fixture(scope="session")
+def embedding_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("embedding-cache")
+
+
+@pytest.fixture(scope="session")
+def fitted(corpus, embedding_cache):
+    """One Clio fitted on the corpus with the real components."""
+    from clio_lite import Clio
+
+    return Clio(cache_dir=embedding_cache, **E2E_PARAMS).fit(corpus)
+
+
+@pytest.fixture(scope="session")
+def saved_release(fitted, tmp_path_factory) -> Path:
+    return fitted.release_.save(tmp_path_factory.mktemp("release") / "release")

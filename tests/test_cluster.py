@@ -1,0 +1,192 @@
+"""Tests for the cluster hierarchy: ``clio_lite.cluster`` (real HDBSCAN on synthetic blobs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.datasets import make_blobs
+
+from clio_lite.cluster import HDBSCANClusterer, Hierarchy, hierarchy_from_condensed_tree
+
+
+def blobs(n_points: int, n_centers: int, std: float, seed: int = 0, n_features: int = 5) -> np.ndarray:
+    X, _ = make_blobs(
+        n_samples=n_points, centers=n_centers, n_features=n_features, cluster_std=std, center_box=(-50, 50),
+        random_state=seed,
+    )
+    return X
+
+
+def check_structure(h: Hierarchy, n_points: int) -> None:
+    """The structural invariants every hierarchy must satisfy; asserts each one."""
+    parent = h.parent
+    assert h.assignment.shape == (n_points,)
+    assert ((h.assignment >= -1) & (h.assignment < h.n_nodes)).all()
+    # Parents precede their children.
+    for node, p in enumerate(parent):
+        assert p < node
+    members = h.members()
+    children = h.children()
+    for node in range(h.n_nodes):
+        # Siblings ordered by size, largest first.
+        sizes = [len(members[c]) for c in children[node]]
+        assert sizes == sorted(sizes, reverse=True)
+        # A node's members are exactly its children's plus its own remainder.
+        union = set(np.flatnonzero(h.assignment == node))
+        for child in children[node]:
+            child_set = set(members[child].tolist())
+            assert child_set <= set(members[node].tolist())
+            assert not (union & child_set)  # children are disjoint from each other and from the remainder
+            union |= child_set
+        assert union == set(members[node].tolist())
+        assert len(members[node]) == len(set(members[node].tolist()))
+    roots = [n for n in range(h.n_nodes) if parent[n] < 0]
+    root_sizes = [len(members[r]) for r in roots]
+    assert root_sizes == sorted(root_sizes, reverse=True)
+    # Unclustered points are exactly those in no node.
+    clustered = set().union(*(set(members[r].tolist()) for r in roots)) if roots else set()
+    assert clustered == set(np.flatnonzero(h.assignment >= 0).tolist())
+    assert sum(root_sizes) == int((h.assignment >= 0).sum())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n_centers=st.integers(1, 12),
+    std=st.floats(0.05, 4.0),
+    n_points=st.integers(3, 600),
+    min_cluster_size=st.integers(2, 40),
+    top_clusters=st.integers(1, 12),
+    branching=st.integers(1, 6),
+    seed=st.integers(0, 2**16),
+)
+def test_fit_hierarchy_is_well_formed_on_random_blobs(
+    n_centers: int, std: float, n_points: int, min_cluster_size: int, top_clusters: int, branching: int, seed: int
+) -> None:
+    X = blobs(n_points, n_centers, std, seed)
+    h = HDBSCANClusterer(
+        min_cluster_size=min_cluster_size, top_clusters=top_clusters, branching=branching
+    ).fit_hierarchy(X)
+    check_structure(h, n_points)
+    # Every node is a condensed-tree cluster (or the unsplit root): never smaller than min_cluster_size.
+    assert all(len(m) >= min_cluster_size for m in h.members())
+
+
+def test_forty_separated_blobs_give_at_least_two_levels_with_about_top_clusters_on_top() -> None:
+    X = blobs(4000, 40, 0.3)
+    h = HDBSCANClusterer(min_cluster_size=20, top_clusters=10, branching=10).fit_hierarchy(X)
+    check_structure(h, len(X))
+    depth = h.depth()
+    assert depth.max() >= 2
+    n_top = int((h.parent < 0).sum())
+    assert 10 <= n_top <= 20
+    # The finest level resolves the 40 blobs: 40 nodes without children.
+    leaves = [n for n, kids in enumerate(h.children()) if not kids]
+    assert len(leaves) == 40
+    assert sorted(len(m) for m in (h.members()[n] for n in leaves)) == [100] * 40
+
+
+def test_depth_is_one_for_top_level_and_parent_plus_one_below() -> None:
+    h = HDBSCANClusterer(min_cluster_size=20, top_clusters=4).fit_hierarchy(blobs(2000, 20, 0.3))
+    depth = h.depth()
+    assert depth.max() >= 2
+    for node, p in enumerate(h.parent):
+        assert depth[node] == (1 if p < 0 else depth[p] + 1)
+
+
+def test_unclustered_points_are_exactly_assignment_minus_one_and_in_no_node() -> None:
+    rng = np.random.RandomState(1)
+    X = np.vstack([blobs(600, 6, 0.3, seed=1), rng.uniform(-60, 60, size=(150, 5))])
+    h = HDBSCANClusterer(min_cluster_size=30, top_clusters=3).fit_hierarchy(X)
+    unclustered = np.flatnonzero(h.assignment == -1)
+    assert len(unclustered) > 0  # the scattered points fall out above the top level
+    assert h.n_nodes > 0
+    for m in h.members():
+        assert not set(m.tolist()) & set(unclustered.tolist())
+    check_structure(h, len(X))
+
+
+def test_same_input_gives_identical_hierarchy_twice() -> None:
+    X = blobs(1500, 15, 0.5, seed=3)
+    first = HDBSCANClusterer(min_cluster_size=15, top_clusters=5).fit_hierarchy(X)
+    second = HDBSCANClusterer(min_cluster_size=15, top_clusters=5).fit_hierarchy(X.copy())
+    assert first.n_nodes > 1
+    np.testing.assert_array_equal(first.parent, second.parent)
+    np.testing.assert_array_equal(first.assignment, second.assignment)
+
+
+def test_fewer_points_than_min_cluster_size_gives_no_nodes_and_all_unclustered() -> None:
+    X = blobs(10, 1, 0.1)
+    h = HDBSCANClusterer(min_cluster_size=11).fit_hierarchy(X)
+    assert h.n_nodes == 0
+    np.testing.assert_array_equal(h.assignment, np.full(10, -1))
+    assert h.members() == []
+
+
+def test_no_points_gives_empty_hierarchy() -> None:
+    h = HDBSCANClusterer(min_cluster_size=2).fit_hierarchy(np.zeros((0, 5)))
+    assert h.n_nodes == 0 and len(h.assignment) == 0
+
+
+def test_single_tight_blob_is_one_giant_cluster() -> None:
+    X = np.random.RandomState(0).normal(scale=0.01, size=(300, 5))
+    h = HDBSCANClusterer(min_cluster_size=20).fit_hierarchy(X)
+    check_structure(h, len(X))
+    roots = [n for n in range(h.n_nodes) if h.parent[n] < 0]
+    assert len(roots) == 1
+    assert len(h.members()[roots[0]]) == 300
+    assert (h.assignment >= 0).all()
+
+
+def test_duplicate_points_do_not_crash_and_form_one_cluster() -> None:
+    X = np.ones((60, 5))
+    h = HDBSCANClusterer(min_cluster_size=5).fit_hierarchy(X)
+    check_structure(h, len(X))
+    assert (h.parent < 0).sum() == 1
+    assert (h.assignment >= 0).all()
+
+
+@pytest.mark.parametrize("min_cluster_size", [2, 3])
+def test_three_points_cluster_without_crashing(min_cluster_size: int) -> None:
+    X = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1]])
+    h = HDBSCANClusterer(min_cluster_size=min_cluster_size).fit_hierarchy(X)
+    check_structure(h, 3)
+    assert h.n_nodes >= 1
+
+
+def test_three_points_below_min_cluster_size_are_all_unclustered() -> None:
+    h = HDBSCANClusterer(min_cluster_size=4).fit_hierarchy(np.eye(3))
+    assert h.n_nodes == 0
+    np.testing.assert_array_equal(h.assignment, [-1, -1, -1])
+
+
+def test_hand_made_condensed_tree_gives_expected_levels_and_assignment() -> None:
+    # A condensed tree over 10 points: root 10 splits into clusters 11 (points 0-5) and 12 (points 6-9); 11 splits
+    # into 13 (points 0-2) and 14 (points 3-4), point 5 falling out of 11 itself; 12 splits into 15 and 16.
+    rows = [
+        (10, 11, 1.0, 6), (10, 12, 1.0, 4),
+        (11, 13, 2.0, 3), (11, 14, 2.0, 2), (11, 5, 1.5, 1), (12, 15, 2.0, 2), (12, 16, 2.0, 2),
+        (13, 0, 3.0, 1), (13, 1, 3.0, 1), (13, 2, 3.0, 1), (14, 3, 3.0, 1), (14, 4, 3.0, 1),
+        (15, 6, 3.0, 1), (15, 7, 3.0, 1), (16, 8, 3.0, 1), (16, 9, 3.0, 1),
+    ]
+    dtype = [("parent", np.intp), ("child", np.intp), ("lambda_val", float), ("child_size", np.intp)]
+    h = hierarchy_from_condensed_tree(np.array(rows, dtype=dtype), 10, top_clusters=2, branching=2)
+    # Top level {11, 12}, largest first; then 11's children 13 and 14, then 12's children 15 and 16.
+    np.testing.assert_array_equal(h.parent, [-1, -1, 0, 0, 1, 1])
+    np.testing.assert_array_equal(h.assignment, [2, 2, 2, 3, 3, 0, 4, 4, 5, 5])
+    members = h.members()
+    assert members[0].tolist() == [0, 1, 2, 3, 4, 5]
+    assert members[1].tolist() == [6, 7, 8, 9]
+    check_structure(h, 10)
+
+
+def test_points_falling_out_of_a_split_root_are_unclustered() -> None:
+    rows = [
+        (6, 7, 1.0, 2), (6, 8, 1.0, 2), (6, 4, 0.5, 1), (6, 5, 0.5, 1),
+        (7, 0, 2.0, 1), (7, 1, 2.0, 1), (8, 2, 2.0, 1), (8, 3, 2.0, 1),
+    ]
+    dtype = [("parent", np.intp), ("child", np.intp), ("lambda_val", float), ("child_size", np.intp)]
+    h = hierarchy_from_condensed_tree(np.array(rows, dtype=dtype), 6)
+    np.testing.assert_array_equal(h.parent, [-1, -1])
+    np.testing.assert_array_equal(h.assignment, [0, 0, 1, 1, -1, -1])

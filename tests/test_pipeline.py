@@ -1,0 +1,138 @@
+"""End to end on the fixture corpus with the real Presidio, embedding model, UMAP and HDBSCAN.
+
+These pin the architecture's invariants: nothing per conversation leaves, every released number is k-anonymous,
+every conversation is accounted for, and the release is reproducible byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from clio_lite import Clio, Release, load_conversations
+from clio_lite.pipeline import SUPPRESSED, UNCLUSTERED
+from tests.conftest import E2E_PARAMS
+
+pytestmark = pytest.mark.slow
+
+
+def release_strings(path) -> str:
+    """Every string a saved release holds: the JSON files and every cell of the nodes table."""
+    parts = [(path / name).read_text(encoding="utf-8") for name in ("tree.json", "manifest.json")]
+    nodes = pd.read_parquet(path / "nodes.parquet")
+    parts.extend(str(value) for value in nodes.to_numpy().ravel())
+    return "\n".join(parts)
+
+
+def test_fit_returns_the_estimator_with_a_multi_level_named_tree(fitted):
+    tree = fitted.release_.tree
+    assert isinstance(fitted.release_, Release)
+    assert tree.depth >= 2
+    assert len(tree.roots) >= 2
+    named = [node for node in tree if node.name != "Unnamed cluster"]
+    assert len(named) >= 0.8 * len(tree)
+    assert all(node.description.endswith(".") for node in tree)
+
+
+def test_no_injected_pii_value_appears_anywhere_in_the_saved_release(corpus, saved_release):
+    text = release_strings(saved_release).lower()
+    values = [pii["value"] for record in corpus for pii in record.get("pii", [])]
+    assert len(values) > 50, "the fixture corpus should carry PII to test against"
+    leaked = [value for value in values if value.lower() in text]
+    assert not leaked
+
+
+def test_no_conversation_id_user_id_or_message_leaves(corpus, saved_release):
+    text = release_strings(saved_release)
+    ids = {str(record["id"]) for record in corpus} | {str(record.get("user_id")) for record in corpus}
+    assert not [identifier for identifier in ids if identifier in text and identifier != "None"]
+    # No user message is quoted: no run of eight consecutive words of any message appears.
+    lowered = text.lower()
+    for record in corpus[:300]:
+        for message in record["messages"]:
+            words = re.findall(r"\w+", message["content"].lower())
+            for start in range(0, max(0, len(words) - 8), 4):
+                assert " ".join(words[start : start + 8]) not in lowered
+
+
+def test_every_released_node_meets_both_thresholds_by_a_private_recount(corpus, fitted):
+    conversations = fitted.conversations_
+    users = np.array([conversation.user_id for conversation in conversations])
+    labels = fitted.labels_
+    for node in fitted.release_.tree:
+        inside = np.array([label == node.id or label.startswith(node.id + ".") for label in labels])
+        assert node.conversations == inside.sum()
+        assert node.users == len(set(users[inside]))
+        assert node.users >= E2E_PARAMS["min_users"]
+        assert node.conversations >= E2E_PARAMS["min_conversations"]
+
+
+def test_a_parent_never_reveals_a_small_remainder_by_subtraction(fitted):
+    conversations = fitted.conversations_
+    users = np.array([conversation.user_id for conversation in conversations])
+    labels = fitted.labels_
+    tree = fitted.release_.tree
+    for node in tree:
+        if not tree.children(node.id):
+            continue
+        in_remainder = labels == node.id
+        assert node.conversations - sum(child.conversations for child in tree.children(node.id)) == in_remainder.sum()
+        if in_remainder.any():
+            assert in_remainder.sum() >= E2E_PARAMS["min_conversations"]
+            assert len(set(users[in_remainder])) >= E2E_PARAMS["min_users"]
+
+
+def test_every_record_is_accounted_for(corpus, fitted):
+    counts = fitted.release_.counts
+    assert counts["read"] == len(corpus)
+    assert counts["rejected"] == 3
+    assert counts["read"] == counts["released"] + counts["suppressed"] + counts["unclustered"] + counts["rejected"]
+    labels = list(fitted.labels_)
+    assert counts["unclustered"] == labels.count(UNCLUSTERED)
+    assert counts["suppressed"] == labels.count(SUPPRESSED)
+    assert counts["released"] == sum(node.conversations for node in fitted.release_.tree.roots)
+    assert fitted.release_.manifest["rejected_by_field"] == {"id": 1, "messages": 1, "user_id": 1}
+
+
+def test_two_runs_with_the_same_random_state_write_byte_identical_releases(
+    corpus, saved_release, embedding_cache, tmp_path
+):
+    again = Clio(cache_dir=embedding_cache, **E2E_PARAMS).fit(corpus).release_.save(tmp_path / "again")
+    for name in ("tree.json", "nodes.parquet", "manifest.json"):
+        assert (again / name).read_bytes() == (saved_release / name).read_bytes(), name
+
+
+def test_saved_release_loads_back_equal(fitted, saved_release):
+    loaded = Release.load(saved_release)
+    assert loaded.tree.nodes == fitted.release_.tree.nodes
+    assert loaded.manifest == json.loads(json.dumps(fitted.release_.manifest))
+
+
+def test_manifest_records_config_hash_versions_and_models(fitted):
+    manifest = fitted.release_.manifest
+    assert re.fullmatch(r"[0-9a-f]{64}", manifest["config_hash"])
+    assert manifest["config"]["min_users"] == E2E_PARAMS["min_users"]
+    assert manifest["versions"]["clio_lite"] == "0.1.0"
+    assert manifest["models"]["embedding"] == "all-MiniLM-L6-v2"
+    assert sum(manifest["scrubbed_entities"].values()) > 0
+
+
+def test_the_estimator_follows_scikit_learn_conventions(corpus):
+    clio = Clio(min_users=5, random_state=3)
+    assert clio.get_params()["min_users"] == 5
+    clio.set_params(min_users=7)
+    copy = clone(clio)
+    assert copy.get_params()["min_users"] == 7 and copy.random_state == 3
+    assert not hasattr(copy, "release_")
+    with pytest.raises(ValueError, match="min_users"):
+        Clio(min_users=0).fit(corpus)
+
+
+def test_all_records_rejected_gives_an_actionable_error():
+    with pytest.raises(ValueError, match="all rejected"):
+        Clio(verbose=False).fit(load_conversations([{"id": "a", "messages": []}]))
