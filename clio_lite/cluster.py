@@ -101,8 +101,7 @@ def hierarchy_from_condensed_tree(
     parent_of: dict[int, int] = {}
     cluster_children: dict[int, list[int]] = {}
     falls_from = np.full(n_points, -1, dtype=np.int64)
-    for parent, child, _, child_size in raw_tree[["parent", "child", "lambda_val", "child_size"]]:
-        parent, child = int(parent), int(child)
+    for parent, child in zip(raw_tree["parent"].tolist(), raw_tree["child"].tolist(), strict=True):
         if child < n_points:
             falls_from[child] = parent
         else:
@@ -163,7 +162,7 @@ def hierarchy_from_condensed_tree(
         cluster = queue.pop(0)
         ancestor = nearest_kept_ancestor(cluster)
         node_of[cluster] = len(parents)
-        parents.append(node_of[ancestor] if ancestor in node_of else -1)
+        parents.append(node_of.get(ancestor, -1))
         queue.extend(sorted(kept_children.get(cluster, []), key=split_order))
 
     # Each point goes to the node of the nearest kept cluster at or above the cluster it fell out of.

@@ -125,8 +125,9 @@ class KeywordNamer:
             parent_words = set()
             if node.parent >= 0 and names[node.parent].keywords:
                 parent_words = {w for k in names[node.parent].keywords[: self.n_title_terms] for w in k.split()}
-            # A child's title says what distinguishes it, so terms of its parent's title go last.
-            title_terms = [k for k in keywords if not set(k.split()) <= parent_words] or keywords
+            # A child's title says what distinguishes it: terms sharing no word with its parent's title come first,
+            # then terms sharing some, then terms made only of the parent's words.
+            title_terms = sorted(keywords, key=lambda k: _overlap(set(k.split()), parent_words))
             names.append(
                 NodeName(
                     name=_title(title_terms[: self.n_title_terms]),
@@ -160,6 +161,12 @@ def _without_overlaps(candidates: Sequence[str], limit: int) -> list[str]:
         if len(taken) == limit:
             break
     return taken
+
+
+def _overlap(words: set[str], parent_words: set[str]) -> int:
+    if not words & parent_words:
+        return 0
+    return 2 if words <= parent_words else 1
 
 
 def _title(terms: Sequence[str]) -> str:

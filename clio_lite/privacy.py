@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 FOLDED = "folded into its parent's remainder, which would otherwise be small enough to single out by subtraction"
 
 
@@ -90,19 +89,18 @@ def gate(
         else:
             released[node] = True
 
-    # Fold remainders that a reader could compute by subtraction, from the top down.
+    # Fold remainders that a reader could compute by subtraction, from the top down. Folding the smallest
+    # released child is always enough: that child met both thresholds on its own.
     for node in range(n_nodes):
-        if not released[node]:
+        kept = [c for c in children[node] if released[c]]
+        if not released[node] or not kept:
             continue
-        kept = sorted((c for c in children[node] if released[c]), key=lambda c: (conversations[c], -c))
-        while kept:
-            in_children = np.concatenate([members[c] for c in kept])
-            remainder = np.setdiff1d(members[node], in_children, assume_unique=True)
-            if len(remainder) == 0 or (
-                len(remainder) >= min_conversations and distinct_users(user_codes, remainder) >= min_users
-            ):
-                break
-            _suppress_subtree(kept.pop(0), children, released, reasons, FOLDED)
+        remainder = np.setdiff1d(members[node], np.concatenate([members[c] for c in kept]), assume_unique=True)
+        if 0 < len(remainder) and (
+            len(remainder) < min_conversations or distinct_users(user_codes, remainder) < min_users
+        ):
+            smallest = min(kept, key=lambda c: (conversations[c], -c))
+            _suppress_subtree(smallest, children, released, reasons, FOLDED)
     return GateResult(released=released, conversations=conversations, users=users, reasons=reasons)
 
 

@@ -97,7 +97,7 @@ class ClusterTree:
     @property
     def roots(self) -> list[ClusterNode]:
         """The top-level clusters, largest first."""
-        return self._children.get(None, [])
+        return list(self._children.get(None, []))
 
     @property
     def depth(self) -> int:
@@ -105,7 +105,8 @@ class ClusterTree:
         return max((node.depth for node in self.nodes), default=0)
 
     def children(self, node_id: str) -> list[ClusterNode]:
-        return self._children.get(node_id, [])
+        """A node's released children, largest first."""
+        return list(self._children.get(node_id, []))
 
     def walk(self, node_id: str | None = None) -> Iterator[ClusterNode]:
         """Depth-first, parents before children, siblings largest first; from ``node_id`` or from the top."""
@@ -200,6 +201,10 @@ class Release:
                 raise FileExistsError(f"{target} holds files that are not a clio_lite release; refusing to replace.")
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        # mkdtemp makes the directory private (0700); a release is meant to be shared, so use the usual mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)
         try:
             (staging / "tree.json").write_text(
                 _dumps({"schema_version": SCHEMA_VERSION, "nodes": self.tree.to_dict()}), encoding="utf-8"

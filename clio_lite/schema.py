@@ -343,8 +343,8 @@ def parse_record(record: Mapping, *, max_message_chars: int = DEFAULT_MAX_MESSAG
     >>> try:
     ...     parse_record({"id": "a", "text": "hello"})
     ... except RecordError as err:
-    ...     print(err.field)
-    user_id
+    ...     err.field
+    'user_id'
     """
     if isinstance(max_message_chars, bool) or not isinstance(max_message_chars, int) or max_message_chars < 1:
         raise ValueError(f"max_message_chars must be a positive integer, got {max_message_chars!r}")

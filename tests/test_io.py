@@ -420,17 +420,30 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
+# Mostly-valid branches first (hypothesis favours them), so that accepted records and duplicate ids occur too.
 message_values = (
     st.fixed_dictionaries(
-        {"role": st.sampled_from(["user", "assistant", "human", "x"]), "content": json_values}
+        {
+            "role": st.sampled_from(["user", "assistant", "human", "x"]),
+            "content": st.text(max_size=40) | json_values,
+        }
     )
     | st.fixed_dictionaries({"from": json_values, "value": st.text(max_size=20)})
     | json_values
 )
+valid_records = st.builds(rec, st.integers(0, 5), st.text(min_size=1, max_size=10).filter(str.strip))
 records = (
-    st.fixed_dictionaries(
-        {"id": st.integers(0, 5) | st.text(max_size=3), "user_id": json_values},
-        optional={"messages": st.lists(message_values, max_size=3), "text": json_values, "meta": json_values},
+    valid_records
+    | st.fixed_dictionaries(
+        {
+            "id": st.integers(0, 5) | st.text(min_size=1, max_size=3),
+            "user_id": st.integers(0, 3) | st.text(min_size=1, max_size=3) | json_values,
+        },
+        optional={
+            "messages": st.lists(message_values, min_size=1, max_size=3),
+            "text": st.text(max_size=10) | json_values,
+            "meta": json_values,
+        },
     )
     | st.dictionaries(st.sampled_from(["id", "user", "messages", "conversations", "text"]), json_values)
     | json_values

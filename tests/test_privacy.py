@@ -164,7 +164,10 @@ def gate_inputs(draw):
     n_nodes = draw(st.integers(0, 12))
     parent = [-1 if i == 0 else draw(st.integers(-1, i - 1)) for i in range(n_nodes)]
     n_points = draw(st.integers(0, 150))
-    assignment = draw(st.lists(st.integers(-1, n_nodes - 1), min_size=n_points, max_size=n_points))
+    # Per-node weights for where conversations land, so remainders range from empty to large.
+    weights = [draw(st.integers(0, 12)) for _ in range(n_nodes + 1)]
+    pool = [node for node, w in zip(range(-1, n_nodes), weights, strict=True) for _ in range(w)] or [-1]
+    assignment = draw(st.lists(st.sampled_from(pool), min_size=n_points, max_size=n_points))
     n_users = draw(st.integers(1, 40))
     users = draw(st.lists(st.integers(0, n_users - 1), min_size=n_points, max_size=n_points))
     min_users = draw(st.integers(1, 8))
@@ -212,7 +215,7 @@ def test_gate_invariants_hold_on_random_trees(inputs) -> None:
         elif result.reasons[node] == FOLDED:
             assert meets and (p >= 0 and result.released[p])
         else:
-            assert not meets and (p < 0 or result.released[p])
+            assert not meets  # (its parent may since have been folded; the reason stays true)
             assert "below the thresholds" in result.reasons[node]
 
 

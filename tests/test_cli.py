@@ -1,0 +1,53 @@
+"""The command line: run writes the same release as the API; show prints a saved tree; errors are readable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from clio_lite.cli import main
+from tests.conftest import E2E_PARAMS
+
+
+@pytest.mark.slow
+def test_run_writes_the_same_release_as_the_api_and_prints_the_tree(corpus, saved_release, tmp_path, capsys):
+    source = tmp_path / "chats.jsonl"
+    source.write_text("".join(json.dumps(record) + "\n" for record in corpus), encoding="utf-8")
+    out = tmp_path / "release"
+    code = main([
+        "run", str(source), "--out", str(out), "--min-users", str(E2E_PARAMS["min_users"]),
+        "--min-conversations", str(E2E_PARAMS["min_conversations"]), "--random-state", "0", "--no-cache",
+        "--quiet",
+    ])
+    assert code == 0
+    printed = capsys.readouterr().out
+    for name in ("tree.json", "nodes.parquet", "manifest.json"):
+        assert (out / name).read_bytes() == (saved_release / name).read_bytes(), name
+    tree = json.loads((out / "tree.json").read_text())
+    assert tree["nodes"][0]["name"].split(" · ")[0] in printed
+    assert "Where every conversation went" in printed
+
+
+def test_show_prints_a_saved_release(saved_release, capsys):
+    assert main(["show", str(saved_release), "--max-depth", "1"]) == 0
+    printed = capsys.readouterr().out
+    tree = json.loads((saved_release / "tree.json").read_text())
+    assert tree["nodes"][0]["name"].split(" · ")[0] in printed
+    # depth 1: a second-level name that differs from every top-level name is not printed
+    top_names = {node["name"] for node in tree["nodes"]}
+    deeper = [child["name"] for node in tree["nodes"] for child in node["children"] if child["name"] not in top_names]
+    assert all(name not in printed for name in deeper)
+
+
+def test_run_on_a_missing_file_fails_with_a_message(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "nope.jsonl" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_on_an_empty_file_fails_with_a_message(tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["run", str(empty), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "empty.jsonl" in capsys.readouterr().out

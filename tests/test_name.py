@@ -1,0 +1,249 @@
+"""Tests for the offline namer: ``clio_lite.name.KeywordNamer`` (real sklearn vectorizer)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from clio_lite.name import KeywordNamer, NodeName, NodeToName
+
+PYTHON = ["python pandas dataframe", "pandas dataframe groupby python", "python dataframe merge pandas"]
+COOKING = ["pasta recipe tomato sauce", "tomato pasta recipe garlic", "garlic sauce recipe pasta"]
+
+
+class Corpus:
+    """Conversations with their users, built up node by node."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.users: list[int] = []
+
+    def add(self, texts: list[str], users: list[int]) -> np.ndarray:
+        start = len(self.texts)
+        self.texts.extend(texts)
+        self.users.extend(users)
+        return np.arange(start, len(self.texts))
+
+    def topic(self, templates: list[str], n: int, first_user: int, suffix: str = "") -> np.ndarray:
+        return self.add(
+            [templates[i % len(templates)] + suffix for i in range(n)], list(range(first_user, first_user + n))
+        )
+
+    @property
+    def codes(self) -> np.ndarray:
+        return np.array(self.users, dtype=int)
+
+
+def words_of(name: NodeName) -> set[str]:
+    """Every lower-case word in a node's name, description and keywords."""
+    text = " ".join([name.name, name.description, *name.keywords]).lower()
+    return set(text.replace("·", " ").replace(",", " ").replace(";", " ").replace(".", " ").split())
+
+
+def two_topics(suffix: str = "") -> tuple[Corpus, list[NodeToName]]:
+    corpus = Corpus()
+    python = corpus.topic(PYTHON, 30, 0, suffix)
+    cooking = corpus.topic(COOKING, 30, 100, suffix)
+    return corpus, [NodeToName(python, -1, 1), NodeToName(cooking, -1, 1)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# k-support
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_term_of_a_single_user_never_names_a_node_however_frequent() -> None:
+    corpus, nodes = two_topics()
+    # One user repeats "zanzibar" in 40 conversations of the python node.
+    extra = corpus.add(["zanzibar zanzibar zanzibar python"] * 40, [999] * 40)
+    nodes[0] = NodeToName(np.concatenate([nodes[0].members, extra]), -1, 1)
+    names = KeywordNamer().name(corpus.texts, corpus.codes, nodes, min_users=5)
+    assert names[0].keywords  # the node is still named, by its supported terms
+    for name in names:
+        assert "zanzibar" not in words_of(name)
+        assert not any("zanzibar" in keyword for keyword in name.keywords)
+
+
+def test_term_supported_by_enough_users_overall_but_not_within_the_node_is_excluded() -> None:
+    corpus, nodes = two_topics()
+    # "kilimanjaro": 2 users in the python node, 3 users in the cooking node; min_users=3.
+    in_python = corpus.add(["kilimanjaro python pandas"] * 2, [0, 1])
+    in_cooking = corpus.add(["kilimanjaro pasta recipe"] * 3, [100, 101, 102])
+    nodes = [
+        NodeToName(np.concatenate([nodes[0].members, in_python]), -1, 1),
+        NodeToName(np.concatenate([nodes[1].members, in_cooking]), -1, 1),
+    ]
+    names = KeywordNamer(n_keywords=30).name(corpus.texts, corpus.codes, nodes, min_users=3)
+    assert "kilimanjaro" not in words_of(names[0])
+    assert "kilimanjaro" in words_of(names[1])  # supported there, and distinctive enough to be listed
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rare=st.text(alphabet="bcdfghjklmnpqrstvwxz", min_size=6, max_size=12),
+    n_users=st.integers(1, 4),
+    repeats=st.integers(1, 30),
+    node=st.integers(0, 1),
+)
+def test_terms_of_fewer_than_min_users_never_appear(rare: str, n_users: int, repeats: int, node: int) -> None:
+    min_users = 5
+    corpus, nodes = two_topics()
+    users = [500 + i % n_users for i in range(repeats * n_users)]
+    extra = corpus.add([f"{rare} {rare} {PYTHON[0]}" for _ in users], users)
+    nodes[node] = NodeToName(np.concatenate([nodes[node].members, extra]), -1, 1)
+    names = KeywordNamer(n_keywords=50).name(corpus.texts, corpus.codes, nodes, min_users=min_users)
+    for name in names:
+        assert rare not in words_of(name)
+        assert not any(rare in keyword for keyword in name.keywords)
+
+
+def test_placeholders_never_become_keywords() -> None:
+    corpus, nodes = two_topics(suffix=" <PERSON> <EMAIL_ADDRESS> <PHONE_NUMBER> <PERSON>")
+    names = KeywordNamer(n_keywords=50).name(corpus.texts, corpus.codes, nodes, min_users=2)
+    for name in names:
+        assert name.keywords
+        words = words_of(name)
+        assert not words & {"person", "email", "address", "email_address", "phone", "number", "phone_number"}
+        assert not any("<" in k or ">" in k for k in name.keywords)
+
+
+def test_stop_words_are_never_keywords() -> None:
+    corpus, nodes = two_topics(suffix=" and the would about which could should there")
+    names = KeywordNamer(n_keywords=50).name(corpus.texts, corpus.codes, nodes, min_users=2)
+    for name in names:
+        assert name.keywords
+        for keyword in name.keywords:
+            assert not set(keyword.split()) & ENGLISH_STOP_WORDS
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Ranking and titles
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_distinctive_terms_rank_above_shared_ones() -> None:
+    corpus, nodes = two_topics(suffix=" help question")  # "help" and "question" are in every conversation
+    names = KeywordNamer(n_keywords=20).name(corpus.texts, corpus.codes, nodes, min_users=3)
+    python_words = {"python", "pandas", "dataframe", "groupby", "merge"}
+    cooking_words = {"pasta", "recipe", "tomato", "sauce", "garlic"}
+    # Words in every conversation of one node only, as frequent there as the shared "help".
+    always = [{"python", "pandas", "dataframe"}, {"pasta", "recipe"}]
+    for name, own, other, top in [
+        (names[0], python_words, cooking_words, always[0]),
+        (names[1], cooking_words, python_words, always[1]),
+    ]:
+        assert name.keywords[0] in own
+        assert not set(" ".join(name.keywords).split()) & other  # the other topic's words are not distinctive
+        title_words = set(name.name.lower().replace("·", " ").split())
+        assert title_words <= own
+        assert "help" in name.keywords  # supported, so listed, but below every equally frequent topic word
+        assert all(word in name.keywords for word in top)
+        assert max(name.keywords.index(word) for word in top) < name.keywords.index("help")
+
+
+def test_name_and_description_are_built_from_the_ranked_keywords() -> None:
+    corpus, nodes = two_topics()
+    name = KeywordNamer(n_keywords=5, n_title_terms=2).name(corpus.texts, corpus.codes, nodes, min_users=3)[0]
+    assert 1 <= len(name.keywords) <= 5
+    expected_title = " · ".join(k[:1].upper() + k[1:] for k in name.keywords[:2])
+    assert name.name == expected_title
+    assert name.description.startswith(f"Conversations about {name.keywords[0]}")
+    assert name.description.endswith(".")
+
+
+def test_keywords_do_not_repeat_words_already_covered() -> None:
+    corpus, nodes = two_topics()
+    names = KeywordNamer(n_keywords=50).name(corpus.texts, corpus.codes, nodes, min_users=2)
+    for name in names:
+        covered: set[str] = set()
+        for keyword in name.keywords:
+            assert not set(keyword.split()) <= covered
+            covered |= set(keyword.split())
+
+
+def title_terms(name: NodeName) -> list[set[str]]:
+    return [set(term.lower().split()) for term in name.name.split(" · ")]
+
+
+@pytest.mark.parametrize("ngram_range", [(1, 1), (1, 2)])
+def test_child_title_avoids_parent_title_terms_when_it_has_alternatives(ngram_range: tuple[int, int]) -> None:
+    corpus = Corpus()
+    # "python" dominates the parent and its first child; "django" is in the parent's title by tie-break.
+    pandas = corpus.add(["python python python pandas numpy"] * 20, list(range(20)))
+    flask = corpus.add(["flask django web"] * 20, list(range(20, 40)))
+    cooking = corpus.topic(COOKING, 40, 100)
+    nodes = [
+        NodeToName(np.concatenate([pandas, flask]), -1, 1),
+        NodeToName(cooking, -1, 1),
+        NodeToName(pandas, 0, 2),
+        NodeToName(flask, 0, 2),
+    ]
+    namer = KeywordNamer(n_title_terms=2, ngram_range=ngram_range)
+    names = namer.name(corpus.texts, corpus.codes, nodes, min_users=3)
+    parent_words = set().union(*(set(k.split()) for k in names[0].keywords[:2]))
+    assert "python" in parent_words
+    # Without the rule, the first child's title would start with "Python", its top keyword...
+    assert names[2].keywords[0] == "python"
+    assert "python" not in names[2].name.lower()
+    for child in names[2:]:
+        # ...but each child's title holds only terms with a word the parent's title does not have.
+        assert child.name != "Unnamed cluster"
+        assert len(title_terms(child)) == 2
+        assert all(not words <= parent_words for words in title_terms(child))
+
+
+def test_child_title_falls_back_to_parent_terms_when_it_has_nothing_else() -> None:
+    corpus = Corpus()
+    python = corpus.add(["python"] * 20, list(range(20)))
+    cooking = corpus.topic(COOKING, 20, 100)
+    nodes = [NodeToName(python, -1, 1), NodeToName(cooking, -1, 1), NodeToName(python[:10], 0, 2)]
+    names = KeywordNamer().name(corpus.texts, corpus.codes, nodes, min_users=3)
+    assert names[0].name == "Python"
+    assert names[2].name == "Python"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Unnamed nodes and edge cases
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_node_without_a_supported_term_is_unnamed() -> None:
+    corpus, nodes = two_topics()
+    few = corpus.add(["volcano eruption lava"] * 12, [700, 701] * 6)  # 2 users only
+    nodes.append(NodeToName(few, -1, 1))
+    names = KeywordNamer().name(corpus.texts, corpus.codes, nodes, min_users=3)
+    assert names[2].name == "Unnamed cluster"
+    assert names[2].keywords == []
+    assert names[2].description == "No term is shared by enough distinct users of this cluster to describe it."
+    assert names[0].name != "Unnamed cluster" and names[1].name != "Unnamed cluster"
+
+
+def test_every_node_is_unnamed_when_no_term_survives() -> None:
+    texts = ["the and of", "<PERSON> <EMAIL_ADDRESS>", "", "a an the"]
+    nodes = [NodeToName(np.array([0, 1]), -1, 1), NodeToName(np.array([2, 3]), -1, 1)]
+    names = KeywordNamer().name(texts, np.array([0, 1, 2, 3]), nodes, min_users=1)
+    assert [n.name for n in names] == ["Unnamed cluster", "Unnamed cluster"]
+    assert all(n.keywords == [] for n in names)
+
+
+def test_min_users_above_the_corpus_size_leaves_nodes_unnamed() -> None:
+    corpus, nodes = two_topics()
+    names = KeywordNamer().name(corpus.texts, corpus.codes, nodes, min_users=1000)
+    assert [n.name for n in names] == ["Unnamed cluster", "Unnamed cluster"]
+
+
+def test_no_nodes_gives_no_names() -> None:
+    assert KeywordNamer().name(["python pandas"], np.array([0]), [], min_users=1) == []
+
+
+def test_naming_is_deterministic_and_one_name_per_node_in_order() -> None:
+    corpus, nodes = two_topics()
+    nodes = [nodes[1], nodes[0]]
+    first = KeywordNamer().name(corpus.texts, corpus.codes, nodes, min_users=3)
+    second = KeywordNamer().name(list(corpus.texts), corpus.codes.copy(), nodes, min_users=3)
+    assert first == second
+    assert len(first) == 2
+    assert first[0].keywords[0] in {"pasta", "recipe", "tomato", "sauce", "garlic"}
