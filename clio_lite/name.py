@@ -19,8 +19,13 @@ import numpy as np
 from scipy import sparse
 
 PLACEHOLDER = re.compile(r"<[A-Z_]+>")
-# Words of two or more characters that start with a letter; keeps "c++", "c#", "node.js"-like tokens whole.
-TOKEN_PATTERN = r"(?u)\b[a-zA-Z][a-zA-Z0-9+#]*(?:[.\-'][a-zA-Z0-9+#]+)*\b"
+# Words of two or more characters that start with a letter; keeps "c#", "node.js" and "e-mail" whole, splits "i'm".
+TOKEN_PATTERN = r"(?u)\b[a-zA-Z][a-zA-Z0-9+#]+(?:[.\-][a-zA-Z0-9+#]+)*\b"
+# Words that carry no topic in chat: greetings, politeness, filler. Added to scikit-learn's English stop words.
+CHAT_STOP_WORDS = frozenset(
+    "hi hello hey thanks thank please ok okay sure yes yeah really just like want need know think got help "
+    "im ive don didn doesn isn wasn aren won ll ve re maybe actually thing things lot bit kind".split()
+)
 
 
 @dataclass
@@ -86,13 +91,13 @@ class KeywordNamer:
     def name(
         self, texts: Sequence[str], user_codes: np.ndarray, nodes: Sequence[NodeToName], min_users: int
     ) -> list[NodeName]:
-        from sklearn.feature_extraction.text import CountVectorizer
+        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
         if not nodes:
             return []
         vectorizer = CountVectorizer(
             ngram_range=self.ngram_range,
-            stop_words="english",
+            stop_words=sorted(ENGLISH_STOP_WORDS | CHAT_STOP_WORDS),
             token_pattern=TOKEN_PATTERN,
             lowercase=True,
             preprocessor=lambda text: _strip_placeholders(text).lower(),

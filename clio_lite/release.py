@@ -79,11 +79,12 @@ class ClusterTree:
     """
 
     def __init__(self, nodes: list[ClusterNode]):
-        self.nodes = list(nodes)
-        self._by_id = {node.id: node for node in self.nodes}
+        self._by_id = {node.id: node for node in nodes}
         self._children: dict[str | None, list[ClusterNode]] = {}
-        for node in self.nodes:
+        for node in nodes:
             self._children.setdefault(node.parent_id, []).append(node)
+        #: All nodes in walk order (parents before children, siblings in the order given).
+        self.nodes = list(self.walk())
 
     def __len__(self) -> int:
         return len(self.nodes)
