@@ -1,17 +1,22 @@
-"""HDBSCAN's condensed tree turned into a multi-level hierarchy of clusters.
+"""Clusters and their hierarchy: HDBSCAN finds the leaves, a Ward dendrogram of the leaves gives the levels above.
 
-HDBSCAN is run once. Its condensed tree is a binary tree of clusters, each at least ``min_cluster_size`` points:
-far too deep to browse. The hierarchy keeps a few *levels* of it, each an antichain of condensed-tree clusters:
-the top level is found by splitting the largest cluster from the root until about ``top_clusters`` clusters exist,
-each next level by splitting further until about ``branching`` times as many exist, and the last level is the
-condensed tree's leaves. Nested by construction, every level-``j+1`` cluster lies inside exactly one level-``j``
-cluster.
+HDBSCAN runs once on the reduced vectors. The leaves of its condensed tree are the finest clusters (each at least
+``min_cluster_size`` points). The condensed tree's upper splits are poor topic groups (they follow density in the
+UMAP space, whose global layout means little), so the levels above the leaves come from a Ward dendrogram of the
+leaves' centroids in the *embedding* space. On the fixture corpus this groups leaves into the true top categories far
+better (NMI 0.65-0.74 against 0.36-0.55 for the condensed tree's own splits; see the notes of issue 2).
 
-Membership follows the points: a point falls out of the condensed tree at some cluster; it belongs to the deepest
-hierarchy node above that cluster and to all of that node's ancestors. A point that falls out above the top level
-is *unclustered*. So a node's conversations are exactly its children's plus its own remainder.
+Levels are cuts of that dendrogram: the top level has about ``top_clusters`` clusters, each next level about
+``branching`` times as many, and the last level is the leaves. Nested by construction, a cluster appears once, at
+the first level it reaches, so the tree can be ragged.
 
-A clusterer is any object with ``fit_hierarchy(X) -> Hierarchy``.
+Membership follows the points: a point falls out of the condensed tree at some cluster. Below a leaf it belongs to
+that leaf; falling out of an inner cluster, it belongs to the smallest dendrogram group holding every leaf of that
+cluster; falling out of the root, it is *unclustered* (HDBSCAN's noise). A point belongs to the deepest kept node at
+or above its group and to all that node's ancestors, so a node's conversations are exactly its children's plus its
+own remainder.
+
+A clusterer is any object with ``fit_hierarchy(X, embeddings=None) -> Hierarchy``.
 """
 
 from __future__ import annotations
@@ -79,7 +84,7 @@ class Hierarchy:
 class Clusterer(Protocol):
     """What the pipeline needs from a clusterer."""
 
-    def fit_hierarchy(self, X: np.ndarray) -> Hierarchy: ...
+    def fit_hierarchy(self, X: np.ndarray, embeddings: np.ndarray | None = None) -> Hierarchy: ...
 
 
 def _level_targets(n_leaves: int, top_clusters: int, branching: int) -> list[int]:
@@ -94,85 +99,145 @@ def _level_targets(n_leaves: int, top_clusters: int, branching: int) -> list[int
     return targets
 
 
-def hierarchy_from_condensed_tree(
-    raw_tree: np.ndarray, n_points: int, top_clusters: int = 10, branching: int = 10
-) -> Hierarchy:
-    """Build a :class:`Hierarchy` from an HDBSCAN condensed tree (``condensed_tree_._raw_tree``)."""
+def _empty(n_points: int) -> Hierarchy:
+    return Hierarchy(parent=np.zeros(0, dtype=int), assignment=np.full(n_points, -1, dtype=int))
+
+
+def _parse_condensed_tree(raw_tree: np.ndarray, n_points: int):
+    """Cluster parents, cluster children, and the cluster each point falls out of."""
     parent_of: dict[int, int] = {}
-    cluster_children: dict[int, list[int]] = {}
+    children: dict[int, list[int]] = {}
     falls_from = np.full(n_points, -1, dtype=np.int64)
     for parent, child in zip(raw_tree["parent"].tolist(), raw_tree["child"].tolist(), strict=True):
         if child < n_points:
             falls_from[child] = parent
         else:
             parent_of[child] = parent
-            cluster_children.setdefault(parent, []).append(child)
+            children.setdefault(parent, []).append(child)
+    return parent_of, children, falls_from
+
+
+def hierarchy_from_condensed_tree(
+    raw_tree: np.ndarray, embeddings: np.ndarray, top_clusters: int = 10, branching: int = 10
+) -> Hierarchy:
+    """Build a :class:`Hierarchy` from an HDBSCAN condensed tree (``condensed_tree_._raw_tree``).
+
+    ``embeddings`` has one row per clustered point: the space in which leaves are grouped into levels.
+    """
+    from scipy.cluster.hierarchy import linkage
+
+    n_points = len(embeddings)
+    parent_of, cluster_children, falls_from = _parse_condensed_tree(raw_tree, n_points)
     root = n_points
-    if root not in cluster_children and not (falls_from == root).any():
-        return Hierarchy(parent=np.zeros(0, dtype=int), assignment=np.full(n_points, -1, dtype=int))
-
-    # Subtree sizes in points, computed bottom-up (children have larger ids than their parents).
-    size: dict[int, int] = {}
-    own_counts = np.bincount(falls_from[falls_from >= 0] - root, minlength=1)
+    if not (falls_from >= 0).any():
+        return _empty(n_points)
     clusters = sorted({root, *parent_of})
+    leaves = [c for c in clusters if c not in cluster_children]  # the root alone when it never split
+
+    # Every condensed cluster's leaves, bottom-up (children have larger ids than their parents).
+    leaves_under: dict[int, list[int]] = {}
     for cluster in reversed(clusters):
-        own = int(own_counts[cluster - root]) if cluster - root < len(own_counts) else 0
-        size[cluster] = own + sum(size[c] for c in cluster_children.get(cluster, ()))
+        kids = cluster_children.get(cluster)
+        leaves_under[cluster] = [leaf for kid in kids for leaf in leaves_under[kid]] if kids else [cluster]
 
-    def split_order(cluster: int) -> tuple[int, int]:
-        return (-size[cluster], cluster)
+    # The grouping tree: leaves are nodes 0..L-1; a Ward dendrogram over their centroids adds nodes L..2L-2.
+    leaf_index = {leaf: i for i, leaf in enumerate(leaves)}
+    n_leaves = len(leaves)
+    point_leaf = np.array([leaf_index.get(int(c), -1) for c in falls_from])
+    tree_children: dict[int, list[int]] = {}
+    tree_parent = np.full(max(1, 2 * n_leaves - 1), -1, dtype=int)
+    height = np.zeros(len(tree_parent))
+    if n_leaves > 1:
+        space = np.asarray(embeddings, dtype=np.float64)
+        centroids = np.stack([space[point_leaf == i].mean(axis=0) for i in range(n_leaves)])
+        norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+        centroids = np.divide(centroids, norms, out=centroids, where=norms > 0)
+        for k, (a, b, distance, _) in enumerate(linkage(centroids, method="ward")):
+            node = n_leaves + k
+            tree_children[node] = [int(a), int(b)]
+            tree_parent[[int(a), int(b)]] = node
+            height[node] = distance
+    tree_root = len(tree_parent) - 1
 
-    n_leaves = sum(1 for c in clusters if c not in cluster_children)
+    # Points that fell out of an inner condensed cluster go to the smallest group holding all of its leaves.
+    def lowest_common_group(group_leaves: list[int]) -> int:
+        paths = []
+        for leaf in group_leaves:
+            path, node = [], leaf_index[leaf]
+            while node >= 0:
+                path.append(node)
+                node = tree_parent[node]
+            paths.append(path)
+        common = set(paths[0]).intersection(*paths[1:])
+        return min(common, key=lambda node: height[node] if node >= n_leaves else -1.0)
+
+    group_of = {c: lowest_common_group(leaves_under[c]) for c in clusters if c in cluster_children and c != root}
+    point_group = np.array(
+        [point_leaf[p] if point_leaf[p] >= 0 else group_of.get(int(c), -1) for p, c in enumerate(falls_from)]
+    )
+
+    size = np.bincount(point_group[point_group >= 0], minlength=len(tree_parent))
+    for node in range(n_leaves, len(tree_parent)):  # children precede parents in a linkage matrix
+        size[node] += sum(size[child] for child in tree_children[node])
+
+    levels = _cut_levels(tree_root, tree_children, height, n_leaves, top_clusters, branching)
+    return _keep_levels(levels, tree_parent, size, point_group)
+
+
+def _cut_levels(root, children, height, n_leaves, top_clusters, branching) -> list[list[int]]:
+    """Antichains of the grouping tree: split the highest merge first until each level's target count."""
     levels: list[list[int]] = []
     frontier = [root]
-    for target in [*_level_targets(n_leaves, top_clusters, branching), n_points + 1]:
+    for target in [*_level_targets(n_leaves, top_clusters, branching), n_leaves]:
         while len(frontier) < target:
-            splittable = [c for c in frontier if c in cluster_children]
+            splittable = [node for node in frontier if node in children]
             if not splittable:
                 break
-            largest = min(splittable, key=split_order)
-            frontier.remove(largest)
-            frontier.extend(cluster_children[largest])
+            highest = max(splittable, key=lambda node: (height[node], node))
+            frontier.remove(highest)
+            frontier.extend(children[highest])
         if not levels or sorted(levels[-1]) != sorted(frontier):
-            levels.append(sorted(frontier, key=split_order))
+            levels.append(list(frontier))
+    return levels
 
-    # Each cluster becomes one node, at the first level where it appears; its parent is the nearest ancestor on
-    # the level above. The root itself is a node only when it never split (one giant cluster).
-    level_of: dict[int, int] = {}
+
+def _keep_levels(levels, tree_parent, size, point_group) -> Hierarchy:
+    """Number the kept nodes breadth-first (siblings largest first) and assign each point its deepest kept node."""
+    first_level: dict[int, int] = {}
     for depth, level in enumerate(levels):
-        for cluster in level:
-            level_of.setdefault(cluster, depth)
+        for node in level:
+            first_level.setdefault(node, depth)
 
-    def nearest_kept_ancestor(cluster: int) -> int:
-        ancestor = parent_of.get(cluster, -1)
-        while ancestor >= 0 and ancestor not in level_of:
-            ancestor = parent_of.get(ancestor, -1)
-        return ancestor
+    def kept_ancestor(node: int) -> int:
+        node = tree_parent[node] if node >= 0 else -1
+        while node >= 0 and node not in first_level:
+            node = tree_parent[node]
+        return node
 
-    node_of: dict[int, int] = {}
-    parents: list[int] = []
-    # Breadth-first from the top, siblings largest first, gives parents before children and stable numbering.
-    queue = list(levels[0])
+    def by_size(node: int) -> tuple[int, int]:
+        return (-int(size[node]), node)
+
     kept_children: dict[int, list[int]] = {}
-    for cluster in level_of:
-        ancestor = nearest_kept_ancestor(cluster)
-        if ancestor >= 0:
-            kept_children.setdefault(ancestor, []).append(cluster)
+    for node in first_level:
+        kept_children.setdefault(kept_ancestor(node), []).append(node)
+    number: dict[int, int] = {}
+    parents: list[int] = []
+    queue = sorted(levels[0], key=by_size)
     while queue:
-        cluster = queue.pop(0)
-        ancestor = nearest_kept_ancestor(cluster)
-        node_of[cluster] = len(parents)
-        parents.append(node_of.get(ancestor, -1))
-        queue.extend(sorted(kept_children.get(cluster, []), key=split_order))
+        node = queue.pop(0)
+        number[node] = len(parents)
+        parents.append(number.get(kept_ancestor(node), -1))
+        queue.extend(sorted(kept_children.get(node, []), key=by_size))
 
-    # Each point goes to the node of the nearest kept cluster at or above the cluster it fell out of.
-    nearest: dict[int, int] = {}
-    for cluster in clusters:  # ascending ids: parents before children
-        if cluster in node_of:
-            nearest[cluster] = node_of[cluster]
-        else:
-            nearest[cluster] = nearest.get(parent_of.get(cluster, -1), -1)
-    assignment = np.array([nearest.get(int(c), -1) for c in falls_from], dtype=int)
+    def deepest_kept(node: int) -> int:
+        while node >= 0 and node not in number:
+            node = tree_parent[node]
+        return number.get(node, -1)
+
+    cache: dict[int, int] = {}
+    assignment = np.array(
+        [-1 if g < 0 else cache.setdefault(int(g), deepest_kept(int(g))) for g in point_group], dtype=int
+    )
     return Hierarchy(parent=np.array(parents, dtype=int), assignment=assignment)
 
 
@@ -199,13 +264,14 @@ class HDBSCANClusterer:
         self.top_clusters = top_clusters
         self.branching = branching
 
-    def fit_hierarchy(self, X: np.ndarray) -> Hierarchy:
+    def fit_hierarchy(self, X: np.ndarray, embeddings: np.ndarray | None = None) -> Hierarchy:
+        """Cluster ``X`` (the reduced vectors); group the leaves into levels in ``embeddings`` (default ``X``)."""
         X = np.asarray(X, dtype=np.float64)
         n = len(X)
         min_cluster_size = max(2, self.min_cluster_size)
         if n < min_cluster_size or n < 3:
             logger.info("%d points are fewer than min_cluster_size=%d: nothing to cluster", n, min_cluster_size)
-            return Hierarchy(parent=np.zeros(0, dtype=int), assignment=np.full(n, -1, dtype=int))
+            return _empty(n)
         import hdbscan
 
         self.model_ = hdbscan.HDBSCAN(
@@ -214,5 +280,8 @@ class HDBSCANClusterer:
             core_dist_n_jobs=1,
         ).fit(X)
         return hierarchy_from_condensed_tree(
-            self.model_.condensed_tree_._raw_tree, n, top_clusters=self.top_clusters, branching=self.branching
+            self.model_.condensed_tree_._raw_tree,
+            X if embeddings is None else embeddings,
+            top_clusters=self.top_clusters,
+            branching=self.branching,
         )

@@ -23,8 +23,11 @@ PLACEHOLDER = re.compile(r"<[A-Z_]+>")
 TOKEN_PATTERN = r"(?u)\b[a-zA-Z][a-zA-Z0-9+#]+(?:[.\-][a-zA-Z0-9+#]+)*\b"
 # Words that carry no topic in chat: greetings, politeness, filler. Added to scikit-learn's English stop words.
 CHAT_STOP_WORDS = frozenset(
-    "hi hello hey thanks thank please ok okay sure yes yeah really just like want need know think got help "
-    "im ive don didn doesn isn wasn aren won ll ve re maybe actually thing things lot bit kind".split()
+    [
+        "hi", "hello", "hey", "thanks", "thank", "please", "ok", "okay", "sure", "yes", "yeah", "really", "just",
+        "like", "want", "need", "know", "think", "got", "help", "im", "ive", "don", "didn", "doesn", "isn", "wasn",
+        "aren", "won", "ll", "ve", "re", "maybe", "actually", "thing", "things", "lot", "bit", "kind",
+    ]
 )
 
 

@@ -165,7 +165,7 @@ class Clio(BaseEstimator):
                 top_clusters=self.top_clusters,
                 branching=self.branching,
             )
-            hierarchy = clusterer.fit_hierarchy(reduced)
+            hierarchy = clusterer.fit_hierarchy(reduced, embeddings)
             members = hierarchy.members()
         user_codes = np.unique([c.user_id for c in convs], return_inverse=True)[1]
         with self._stage("gate"):

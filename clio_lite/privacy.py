@@ -96,7 +96,7 @@ def gate(
         if not released[node] or not kept:
             continue
         remainder = np.setdiff1d(members[node], np.concatenate([members[c] for c in kept]), assume_unique=True)
-        if 0 < len(remainder) and (
+        if len(remainder) > 0 and (
             len(remainder) < min_conversations or distinct_users(user_codes, remainder) < min_users
         ):
             smallest = min(kept, key=lambda c: (conversations[c], -c))

@@ -73,5 +73,7 @@ class UMAPReducer:
             # UMAP's spectral initialisation fails on tiny or disconnected graphs; random is always defined.
             init="spectral" if n > 50 else "random",
             low_memory=True,
+            # A seed makes UMAP single-threaded anyway; saying so avoids its warning.
+            n_jobs=1 if self.random_state is not None else -1,
         )
         return self.model_.fit_transform(X).astype(np.float32)

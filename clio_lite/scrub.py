@@ -157,10 +157,17 @@ class PresidioScrubber:
                 },
             }
         )
-        nlp_engine = provider.create_engine()
-        registry = RecognizerRegistry(supported_languages=["en"])
-        registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp_engine)
-        analyzer = AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=["en"])
+        # Presidio logs a warning for every recognizer of another language it skips; they say nothing useful here.
+        presidio_logger = logging.getLogger("presidio-analyzer")
+        level = presidio_logger.level
+        presidio_logger.setLevel(logging.ERROR)
+        try:
+            nlp_engine = provider.create_engine()
+            registry = RecognizerRegistry(supported_languages=["en"])
+            registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp_engine)
+            analyzer = AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=["en"])
+        finally:
+            presidio_logger.setLevel(level)
         analyzer.registry.add_recognizer(
             PatternRecognizer(
                 supported_entity="STREET_ADDRESS",

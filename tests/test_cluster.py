@@ -171,7 +171,9 @@ def test_hand_made_condensed_tree_gives_expected_levels_and_assignment() -> None
         (15, 6, 3.0, 1), (15, 7, 3.0, 1), (16, 8, 3.0, 1), (16, 9, 3.0, 1),
     ]
     dtype = [("parent", np.intp), ("child", np.intp), ("lambda_val", float), ("child_size", np.intp)]
-    h = hierarchy_from_condensed_tree(np.array(rows, dtype=dtype), 10, top_clusters=2, branching=2)
+    # Leaves 13 and 14 lie close together in the embedding space, and so do 15 and 16.
+    embeddings = np.array([[1, 0]] * 3 + [[1, 0.1]] * 2 + [[1, 0.05]] + [[0, 1]] * 2 + [[0.1, 1]] * 2, dtype=float)
+    h = hierarchy_from_condensed_tree(np.array(rows, dtype=dtype), embeddings, top_clusters=2, branching=2)
     # Top level {11, 12}, largest first; then 11's children 13 and 14, then 12's children 15 and 16.
     np.testing.assert_array_equal(h.parent, [-1, -1, 0, 0, 1, 1])
     np.testing.assert_array_equal(h.assignment, [2, 2, 2, 3, 3, 0, 4, 4, 5, 5])
@@ -187,6 +189,6 @@ def test_points_falling_out_of_a_split_root_are_unclustered() -> None:
         (7, 0, 2.0, 1), (7, 1, 2.0, 1), (8, 2, 2.0, 1), (8, 3, 2.0, 1),
     ]
     dtype = [("parent", np.intp), ("child", np.intp), ("lambda_val", float), ("child_size", np.intp)]
-    h = hierarchy_from_condensed_tree(np.array(rows, dtype=dtype), 6)
+    h = hierarchy_from_condensed_tree(np.array(rows, dtype=dtype), np.arange(12.0).reshape(6, 2))
     np.testing.assert_array_equal(h.parent, [-1, -1])
     np.testing.assert_array_equal(h.assignment, [0, 0, 1, 1, -1, -1])
