@@ -136,3 +136,38 @@ def test_the_estimator_follows_scikit_learn_conventions(corpus):
 def test_all_records_rejected_gives_an_actionable_error():
     with pytest.raises(ValueError, match="all rejected"):
         Clio(verbose=False).fit(load_conversations([{"id": "a", "messages": []}]))
+
+
+OFFLINE_FIT = """
+import json, socket, sys
+def refuse(*args, **kwargs):
+    raise OSError("network access attempted during an offline run")
+socket.socket.connect = refuse
+socket.create_connection = refuse
+from clio_lite import Clio
+records = json.load(open(sys.argv[1]))
+params = json.loads(sys.argv[2])
+Clio(cache_dir=sys.argv[3], **params).fit(records).release_.save(sys.argv[4])
+"""
+
+
+def test_a_run_in_a_fresh_process_with_the_network_cut_writes_the_same_release(corpus, saved_release, tmp_path):
+    """Offline by default (the models load and run with every connection refused), and reproducible across
+    processes with another hash seed and an empty embedding cache, not only within one process."""
+    import os
+    import subprocess
+    import sys
+
+    source = tmp_path / "corpus.json"
+    source.write_text(json.dumps(corpus), encoding="utf-8")
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS")}
+    env["PYTHONHASHSEED"] = "12345"
+    out = tmp_path / "offline"
+    result = subprocess.run(
+        [sys.executable, "-c", OFFLINE_FIT, str(source), json.dumps(E2E_PARAMS), str(tmp_path / "cache"), str(out)],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("tree.json", "nodes.parquet", "manifest.json"):
+        assert (out / name).read_bytes() == (saved_release / name).read_bytes(), name
