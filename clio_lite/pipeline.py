@@ -11,6 +11,7 @@ import copy
 import hashlib
 import json
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -154,11 +155,13 @@ class Clio(BaseEstimator):
         with self._stage("embed"):
             embedder = self.embedder if self.embedder is not None else self._default_embedder()
             embeddings = embedder.embed(scrubbed)
-        with self._stage("reduce"):
+        with self._stage("reduce"), tqdm(total=2, desc="Reducing (UMAP)", disable=not self.verbose) as bar:
             reduced = _seeded(self.reducer or UMAPReducer(n_components=5), seeds[0]).fit_transform(embeddings)
+            bar.update()
             positions = _seeded(self.map_reducer or UMAPReducer(n_components=2), seeds[1]).fit_transform(
                 embeddings
             )
+            bar.update()
         with self._stage("cluster"):
             clusterer = self.clusterer or HDBSCANClusterer(
                 min_cluster_size=self.min_cluster_size or self.min_conversations,
@@ -287,7 +290,10 @@ class Clio(BaseEstimator):
 
     def _manifest(self, counts, convs: Conversations, entity_counts: Counter, embedder, scrubber) -> dict[str, Any]:
         config = self._config()
-        rejected_by_field = Counter(rejection.field or "record" for rejection in convs.rejected)
+        # Positions are dropped ("messages[3].role" counts as "messages[].role"): the totals are what matter.
+        rejected_by_field = Counter(
+            re.sub(r"\[\d+\]", "[]", rejection.field or "record") for rejection in convs.rejected
+        )
         return {
             "schema_version": SCHEMA_VERSION,
             "config": config,

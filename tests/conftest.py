@@ -23,7 +23,7 @@ E2E_SIZE = 1000
 
 @pytest.fixture(scope="session")
 def corpus() -> list[dict]:
-    """Synthetic conversations with PII, gold labels and heavy-tailed users, plus three malformed records."""
+    """Synthetic conversations with PII, gold labels and heavy-tailed users, plus six malformed records."""
     from fixtures.generate import generate_conversations
 
     records = generate_conversations(E2E_SIZE, seed=1)
@@ -31,6 +31,9 @@ def corpus() -> list[dict]:
         {"id": "bad-no-user", "messages": [{"role": "user", "content": "hello there"}]},
         {"id": "bad-empty", "user_id": "u-x", "messages": []},
         {**records[0], "messages": [{"role": "user", "content": "a different conversation, same id"}]},
+        {"id": "bad-role", "user_id": "u-x", "messages": [{"role": "narrator", "content": "once upon a time"}]},
+        {"id": "bad-content", "user_id": "u-x", "messages": [{"role": "user", "content": 42}]},
+        {"id": "bad-huge", "user_id": "u-x", "messages": [{"role": "user", "content": "x" * 1_048_576}]},
     ]
     return records + bad
 

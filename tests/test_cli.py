@@ -1,4 +1,4 @@
-"""The command line: run writes the same release as the API; show prints a saved tree; errors are readable."""
+"""The command line: run writes the same tree as the API; show prints a saved tree; errors are readable."""
 
 from __future__ import annotations
 
@@ -11,9 +11,14 @@ from tests.conftest import E2E_PARAMS
 
 
 @pytest.mark.slow
-def test_run_writes_the_same_release_as_the_api_and_prints_the_tree(corpus, saved_release, tmp_path, capsys):
+def test_run_writes_the_same_tree_as_the_api_accounts_for_bad_lines_and_prints_it(
+    corpus, saved_release, tmp_path, capsys
+):
     source = tmp_path / "chats.jsonl"
-    source.write_text("".join(json.dumps(record) + "\n" for record in corpus), encoding="utf-8")
+    lines = [json.dumps(record).encode() for record in corpus]
+    # Two lines no JSON reader could take: bytes that are not UTF-8, and a record cut off mid-way.
+    lines += [b'{"id": "latin1", "user_id": "u", "text": "caf\xe9"}', b'{"id": "cut", "user_id": "u", "mess']
+    source.write_bytes(b"\n".join(lines) + b"\n")
     out = tmp_path / "release"
     code = main([
         "run", str(source), "--out", str(out), "--min-users", str(E2E_PARAMS["min_users"]),
@@ -22,8 +27,11 @@ def test_run_writes_the_same_release_as_the_api_and_prints_the_tree(corpus, save
     ])
     assert code == 0
     printed = capsys.readouterr().out
-    for name in ("tree.json", "nodes.parquet", "manifest.json"):
+    for name in ("tree.json", "nodes.parquet"):
         assert (out / name).read_bytes() == (saved_release / name).read_bytes(), name
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    assert counts["read"] == len(corpus) + 2 and counts["rejected"] == 6 + 2
+    assert counts["read"] == counts["released"] + counts["suppressed"] + counts["unclustered"] + counts["rejected"]
     tree = json.loads((out / "tree.json").read_text())
     assert tree["nodes"][0]["name"].split(" · ")[0] in printed
     assert "Where every conversation went" in printed

@@ -90,13 +90,15 @@ def test_a_parent_never_reveals_a_small_remainder_by_subtraction(fitted):
 def test_every_record_is_accounted_for(corpus, fitted):
     counts = fitted.release_.counts
     assert counts["read"] == len(corpus)
-    assert counts["rejected"] == 3
+    assert counts["rejected"] == 6
     assert counts["read"] == counts["released"] + counts["suppressed"] + counts["unclustered"] + counts["rejected"]
     labels = list(fitted.labels_)
     assert counts["unclustered"] == labels.count(UNCLUSTERED)
     assert counts["suppressed"] == labels.count(SUPPRESSED)
     assert counts["released"] == sum(node.conversations for node in fitted.release_.tree.roots)
-    assert fitted.release_.manifest["rejected_by_field"] == {"id": 1, "messages": 1, "user_id": 1}
+    assert fitted.release_.manifest["rejected_by_field"] == {
+        "id": 1, "messages": 1, "messages[].content": 2, "messages[].role": 1, "user_id": 1
+    }
 
 
 def test_two_runs_with_the_same_random_state_write_byte_identical_releases(
