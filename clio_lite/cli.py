@@ -78,11 +78,11 @@ def _print_counts(counts: dict[str, int]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # clio_lite's own progress at INFO; the libraries it drives only when something is wrong.
     logging.basicConfig(
-        level=logging.INFO if not getattr(args, "quiet", False) else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False)],
+        level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)]
     )
+    logging.getLogger("clio_lite").setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     if args.command == "run":
         return _fit_and_save(args.input, args)
     if args.command == "demo":

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from clio_lite.io import SUPPORTED_FORMATS, load_conversations
 from clio_lite.schema import Conversations, Message
+from tests.strategies import json_values
 
 SECRET = "my card number is 4111-1111-1111-1111"
 
@@ -412,14 +413,6 @@ def test_jsonl_rejections_never_contain_content(tmp_path: Path) -> None:
 # Properties: any input, every record accounted for, no crash
 # ----------------------------------------------------------------------------------------------------------
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=20,
-)
 # Mostly-valid branches first (hypothesis favours them), so that accepted records and duplicate ids occur too.
 message_values = (
     st.fixed_dictionaries(

@@ -17,6 +17,7 @@ from clio_lite.schema import (
     parse_record,
     record_id,
 )
+from tests.strategies import json_values
 
 SECRET = "my card number is 4111-1111-1111-1111"
 
@@ -343,14 +344,6 @@ def test_record_id() -> None:
 # Properties
 # ----------------------------------------------------------------------------------------------------------
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=20,
-)
 # Mostly-valid values first (hypothesis favours earlier branches), so that some records are accepted.
 role_values = (
     st.sampled_from(["user", "User", " human ", "assistant", "GPT", "system", "narrator", ""]) | json_values
