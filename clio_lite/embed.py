@@ -159,6 +159,23 @@ class SentenceTransformerEmbedder:
         return self.model
 
     @cached_property
+    def fingerprint(self) -> str | None:
+        """sha256 over the model directory's files (names and bytes): which weights made the embeddings.
+
+        ``None`` when the model is a hub name not resolved to a local directory.
+        """
+        path = resolve_model(self.model)
+        if not os.path.isdir(path):
+            return None
+        digest = hashlib.sha256()
+        for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+            digest.update(str(file.relative_to(path)).encode() + b"\x00")
+            with file.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        return digest.hexdigest()
+
+    @cached_property
     def _model(self):
         return _load_sentence_transformer(self.model, self.device)
 

