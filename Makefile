@@ -25,6 +25,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+bench: $(STAMP)
+	$(BIN)/python benchmarks/hierarchy.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check clio_lite tests fixtures benchmarks
 
