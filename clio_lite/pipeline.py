@@ -322,12 +322,21 @@ class Clio(BaseEstimator):
         def describe(value: Any) -> Any:
             if value is None or isinstance(value, bool | int | float | str):
                 return value
+            if isinstance(value, np.integer | np.floating):
+                return value.item()
             if isinstance(value, Path):
                 return str(value)
-            if isinstance(value, np.random.RandomState | np.random.Generator):
+            if isinstance(value, list | tuple):
+                return [describe(item) for item in value]
+            if isinstance(value, dict):
+                return {str(key): describe(item) for key, item in sorted(value.items(), key=lambda kv: str(kv[0]))}
+            if isinstance(value, np.random.RandomState | np.random.Generator) or not hasattr(value, "__dict__"):
                 return type(value).__name__
-            params = {k: describe(v) for k, v in sorted(vars(value).items()) if not k.startswith("_")
-                      and not k.endswith("_")}
+            params = {
+                key: describe(item)
+                for key, item in sorted(vars(value).items())
+                if not key.startswith("_") and not key.endswith("_")
+            }
             return {"class": f"{type(value).__module__}.{type(value).__qualname__}", "params": params}
 
         params = self.get_params(deep=False)

@@ -14,12 +14,16 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    import networkx as nx
+    import plotly.graph_objects as go
 
 SCHEMA_VERSION = 1
 RELEASE_FILES = ("tree.json", "nodes.parquet", "manifest.json")
@@ -120,6 +124,157 @@ class ClusterTree:
     def to_pandas(self) -> pd.DataFrame:
         """One row per released node, in walk order, with its parent id and depth."""
         return pd.DataFrame([node.to_dict() for node in self.walk()], columns=list(NODE_COLUMNS))
+
+    @property
+    def leaves(self) -> list[ClusterNode]:
+        """The nodes with no released children, in walk order.
+
+        Examples
+        --------
+        >>> [node.id for node in tree.leaves]  # doctest: +SKIP
+        ['0.0.0', '0.1', '1.0']
+        """
+        return [node for node in self.nodes if node.id not in self._children]
+
+    def find(self, text: str) -> list[ClusterNode]:
+        """The nodes whose name, description or a keyword contains ``text``, ignoring case, in walk order.
+
+        Parameters
+        ----------
+        text : str
+            The text to look for; an empty string matches every node.
+
+        Returns
+        -------
+        list of ClusterNode
+
+        Examples
+        --------
+        >>> [node.name for node in tree.find("pandas")]  # doctest: +SKIP
+        ['Python · Pandas']
+        """
+        needle = text.casefold()
+        return [
+            node for node in self.nodes
+            if needle in node.name.casefold()
+            or needle in node.description.casefold()
+            or any(needle in keyword.casefold() for keyword in node.keywords)
+        ]
+
+    def subtree(self, node_id: str) -> ClusterTree:
+        """The tree below ``node_id``, with that node as its single root.
+
+        Ids, names, descriptions, keywords, counts, ``share_of_parent`` and positions are unchanged, so ``tree[id]``
+        and ``tree.subtree(...)[id]`` describe the same cluster. The new root's ``parent_id`` becomes ``None`` and
+        depths are re-based so that the root is at depth 1, as in any tree: :attr:`depth` counts the subtree's levels
+        and ``show(max_depth=...)`` counts from the new root. The original depth of a node is
+        ``node.id.count(".") + 1``.
+
+        Parameters
+        ----------
+        node_id : str
+            The id of the node to start from; a ``KeyError`` names it if there is no such node.
+
+        Returns
+        -------
+        ClusterTree
+
+        Examples
+        --------
+        >>> tree.subtree("0").roots[0].depth  # doctest: +SKIP
+        1
+        """
+        if node_id not in self._by_id:
+            raise KeyError(f"No released cluster has the id {node_id!r}; ids look like {self._example_ids()}.")
+        top = self._by_id[node_id]
+        shift = top.depth - 1
+        return ClusterTree([
+            replace(node, depth=node.depth - shift, parent_id=None if node is top else node.parent_id)
+            for node in self.walk(node_id)
+        ])
+
+    def to_networkx(self) -> nx.DiGraph:
+        """The tree as a ``networkx.DiGraph`` with an edge from each parent to each child.
+
+        Each graph node is a cluster id; its attributes are the other :class:`ClusterNode` fields (``depth``,
+        ``name``, ``description``, ``keywords`` as a list, ``conversations``, ``users``, ``share_of_parent``,
+        ``x``, ``y``). Needs ``networkx`` (``pip install clio_lite[viz]``).
+
+        Returns
+        -------
+        networkx.DiGraph
+
+        Examples
+        --------
+        >>> sorted(tree.to_networkx().successors("0"))  # doctest: +SKIP
+        ['0.0', '0.1']
+        """
+        try:
+            import networkx
+        except ImportError as error:
+            raise ImportError(
+                "ClusterTree.to_networkx needs networkx: pip install clio_lite[viz] (or pip install networkx)."
+            ) from error
+        graph = networkx.DiGraph()
+        for node in self.nodes:
+            attributes = node.to_dict()
+            del attributes["id"], attributes["parent_id"]
+            graph.add_node(node.id, **attributes)
+            if node.parent_id is not None:
+                graph.add_edge(node.parent_id, node.id)
+        return graph
+
+    def plot_icicle(self, max_depth: int | None = None, color: str | Mapping[str, float] | None = None) -> go.Figure:
+        """An icicle plot of the tree; see :func:`clio_lite.viz.plot_icicle`.
+
+        Examples
+        --------
+        >>> tree.plot_icicle(max_depth=2).show()  # doctest: +SKIP
+        """
+        from .viz import plot_icicle
+
+        return plot_icicle(self, max_depth=max_depth, color=color)
+
+    def plot_sunburst(self, max_depth: int | None = None, color: str | Mapping[str, float] | None = None) -> go.Figure:
+        """A sunburst plot of the tree; see :func:`clio_lite.viz.plot_sunburst`.
+
+        Examples
+        --------
+        >>> tree.plot_sunburst(max_depth=2).show()  # doctest: +SKIP
+        """
+        from .viz import plot_sunburst
+
+        return plot_sunburst(self, max_depth=max_depth, color=color)
+
+    def plot_treemap(self, max_depth: int | None = None, color: str | Mapping[str, float] | None = None) -> go.Figure:
+        """A treemap of the tree; see :func:`clio_lite.viz.plot_treemap`.
+
+        Examples
+        --------
+        >>> tree.plot_treemap(max_depth=2).show()  # doctest: +SKIP
+        """
+        from .viz import plot_treemap
+
+        return plot_treemap(self, max_depth=max_depth, color=color)
+
+    def plot_map(
+        self,
+        color: str | Mapping[str, float] | None = "depth",
+        size: str | None = "users",
+        max_depth: int | None = None,
+    ) -> go.Figure:
+        """The clusters on the 2-D map, sized by users; see :func:`clio_lite.viz.plot_map`.
+
+        Examples
+        --------
+        >>> tree.plot_map(color="share", max_depth=2).show()  # doctest: +SKIP
+        """
+        from .viz import plot_map
+
+        return plot_map(self, color=color, size=size, max_depth=max_depth)
+
+    def _example_ids(self) -> str:
+        return ", ".join(repr(node.id) for node in self.nodes[:3]) or "none (the tree is empty)"
 
     def to_dict(self) -> list[dict[str, Any]]:
         """The tree as nested dicts: each node with a ``children`` list."""

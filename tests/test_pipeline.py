@@ -194,3 +194,20 @@ def test_a_run_in_a_fresh_process_with_the_network_cut_writes_the_same_release(c
     assert result.returncode == 0, result.stderr[-3000:]
     for name in ("tree.json", "nodes.parquet", "manifest.json"):
         assert (out / name).read_bytes() == (saved_release / name).read_bytes(), name
+
+
+def test_stage_objects_are_recorded_in_the_config_by_class_and_parameters():
+    from sklearn.decomposition import PCA
+
+    from clio_lite.name import KeywordNamer
+
+    clio = Clio(namer=KeywordNamer(ngram_range=(1, 3)), reducer=PCA(n_components=5), random_state=np.int64(4))
+    config = clio._config()
+    assert json.loads(json.dumps(config)) == config
+    assert config["namer"] == {
+        "class": "clio_lite.name.KeywordNamer",
+        "params": {"n_keywords": 8, "n_title_terms": 3, "ngram_range": [1, 3]},
+    }
+    assert config["reducer"]["params"]["n_components"] == 5
+    assert config["random_state"] == 4
+    assert Clio(namer=KeywordNamer(ngram_range=(1, 3)))._config() != Clio(namer=KeywordNamer())._config()

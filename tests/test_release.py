@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ast
 import json
+import re
+import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -384,3 +387,104 @@ def test_release_module_imports_nothing_from_the_private_stages() -> None:
     source = Path(release_module.__file__).read_text(encoding="utf-8")
     assert "pandas" in imported_modules(source)  # the parse sees the imports at all
     assert private_imports(source) == set()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Leaves, find, subtree, networkx
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_leaves_are_the_nodes_without_children_in_walk_order() -> None:
+    tree = sample_tree()
+    assert [n.id for n in tree.leaves] == ["0.0.0", "0.1", "1.0"]
+    assert all(tree.children(n.id) == [] for n in tree.leaves)
+    assert ClusterTree([]).leaves == []
+    assert [n.id for n in ClusterTree([node("0", 5)]).leaves] == ["0"]
+
+
+def test_find_matches_name_description_or_keyword_ignoring_case_in_walk_order() -> None:
+    tree = ClusterTree([
+        node("0", 120, name="Python · Pandas"),
+        node("1", 80, name="Cooking"),
+        node("0.0", 70, name="DataFrames"),
+        replace(node("1.0", 50, name="Baking"), description="Bread and PANDAS-shaped cookies."),
+        replace(node("0.1", 40, name="Plotting"), keywords=("matplotlib", "Pandas.plot")),
+    ])
+    assert [n.id for n in tree.find("pandas")] == ["0", "0.1", "1.0"]
+    assert [n.id for n in tree.find("PANDAS")] == ["0", "0.1", "1.0"]
+    assert [n.id for n in tree.find("dataframe")] == ["0.0"]
+    assert [n.id for n in tree.find("kw1.0")] == ["1.0"]  # a keyword of the node() helper
+    assert tree.find("no such topic") == []
+    assert [n.id for n in tree.find("")] == [n.id for n in tree.walk()]
+
+
+def test_find_folds_case_beyond_ascii() -> None:
+    tree = sample_tree()
+    assert [n.id for n in tree.find("CRÈME BRÛLÉE")] == ["0"]
+    assert ClusterTree([node("0", 5, name="Straße")]).find("STRASSE")[0].id == "0"
+    assert ClusterTree([node("0", 5, name="STRASSE")]).find("straße")[0].id == "0"
+
+
+def test_subtree_makes_the_node_the_single_root_with_depths_rebased_and_ids_kept() -> None:
+    tree = sample_tree()
+    sub = tree.subtree("0")
+    assert [n.id for n in sub.walk()] == ["0", "0.0", "0.0.0", "0.1"]
+    assert [n.id for n in sub.roots] == ["0"]
+    assert sub.roots[0].parent_id is None and sub.roots[0].depth == 1
+    assert sub["0.0.0"].depth == 3 and sub.depth == 3
+
+    deeper = tree.subtree("0.0")
+    assert [n.id for n in deeper.walk()] == ["0.0", "0.0.0"]
+    assert deeper["0.0"].parent_id is None and deeper["0.0"].depth == 1
+    assert deeper["0.0.0"].parent_id == "0.0" and deeper["0.0.0"].depth == 2
+    assert deeper.depth == 2 and len(deeper) == 2
+    for n in deeper:  # everything but parent and depth describes the same cluster
+        assert replace(n, depth=tree[n.id].depth, parent_id=tree[n.id].parent_id) == tree[n.id]
+    assert tree["0.0"].depth == 2 and tree["0.0"].parent_id == "0"  # the original tree is untouched
+
+
+def test_subtree_of_a_leaf_and_its_display_count_levels_from_the_new_root() -> None:
+    tree = sample_tree()
+    assert [n.id for n in tree.subtree("1.0")] == ["1.0"]
+    console = Console(record=True, width=200)
+    console.print(tree.subtree("0").render(max_depth=2))
+    text = console.export_text()
+    assert "1 top-level clusters" in text and "Topic 0.0" in text and "Topic 0.1" in text
+    assert "Topic 0.0.0" not in text
+
+
+def test_subtree_of_an_unknown_id_names_it() -> None:
+    with pytest.raises(KeyError, match="'9.9'"):
+        sample_tree().subtree("9.9")
+
+
+def test_to_networkx_has_an_edge_from_each_parent_to_each_child_and_the_node_fields() -> None:
+    tree = sample_tree()
+    graph = tree.to_networkx()
+    assert list(graph.nodes) == [n.id for n in tree.walk()]
+    assert sorted(graph.edges) == sorted((n.parent_id, n.id) for n in tree if n.parent_id is not None)
+    assert sorted(graph.successors("0")) == ["0.0", "0.1"]
+    assert list(graph.predecessors("0.0.0")) == ["0.0"]
+    attributes = graph.nodes["0"]
+    assert attributes["name"] == "Café · Crème brûlée"
+    assert attributes["conversations"] == 120 and attributes["users"] == 60 and attributes["depth"] == 1
+    assert attributes["keywords"] == ["kw0", "shared"]
+    assert set(attributes) == set(NODE_COLUMNS) - {"id", "parent_id"}
+    import networkx
+
+    assert networkx.is_forest(graph) and networkx.number_weakly_connected_components(graph) == 2
+
+
+def test_to_networkx_without_networkx_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "networkx", None)  # makes the import fail
+    with pytest.raises(ImportError, match=re.escape("pip install clio_lite[viz]")):
+        sample_tree().to_networkx()
+
+
+def test_plot_methods_import_the_views_lazily() -> None:
+    source = Path(release_module.__file__).read_text(encoding="utf-8")
+    top_level = {alias.name for stmt in ast.parse(source).body if isinstance(stmt, ast.Import) for alias in stmt.names}
+    top_level |= {stmt.module for stmt in ast.parse(source).body if isinstance(stmt, ast.ImportFrom) and stmt.module}
+    assert not any("plotly" in m or "viz" in m or "networkx" in m for m in top_level)
+    figure = sample_tree().plot_icicle(max_depth=1)
+    assert list(figure.data[0].ids)[1:] == [n.id for n in sample_tree().walk()]
