@@ -20,7 +20,7 @@ from rich.console import Console
 import clio_lite.release as release_module
 from clio_lite.release import NODE_COLUMNS, RELEASE_FILES, SCHEMA_VERSION, ClusterNode, ClusterTree, Release
 
-PRIVATE_STAGES = {"scrub", "embed", "reduce", "cluster", "privacy", "name", "pipeline", "io", "schema"}
+PRIVATE_STAGES = {"scrub", "embed", "reduce", "cluster", "privacy", "name", "pipeline", "io", "schema", "audit"}
 
 
 def node(node_id: str, conversations: int, name: str | None = None, users: int | None = None) -> ClusterNode:
