@@ -9,12 +9,14 @@ The public API::
     clio.release_.save("release/")
 """
 
+from .audit import AuditReport, audit
 from .io import load_conversations
 from .pipeline import Clio
 from .release import ClusterNode, ClusterTree, Release
 from .schema import Conversation, Conversations, Message, Rejection
 
 __all__ = [
+    "AuditReport",
     "Clio",
     "ClusterNode",
     "ClusterTree",
@@ -23,6 +25,7 @@ __all__ = [
     "Message",
     "Rejection",
     "Release",
+    "audit",
     "load_conversations",
 ]
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""The command line: ``clio-lite run INPUT --out DIR``, ``clio-lite demo``, ``clio-lite show DIR``."""
+"""The command line: ``clio-lite run INPUT --out DIR``, ``clio-lite demo``, ``clio-lite show DIR``,
+``clio-lite audit DIR [--against INPUT]``."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="print a saved release's tree")
     show.add_argument("release", help="a release directory")
     show.add_argument("--max-depth", type=int, default=None, help="levels to print")
+
+    audit = commands.add_parser("audit", help="check a saved release; exit 1 if it fails")
+    audit.add_argument("release", help="a release directory")
+    audit.add_argument("--against", default=None, help="the conversations it was made from, for the text checks")
     return parser
 
 
@@ -40,6 +45,9 @@ def _add_fit_options(parser: argparse.ArgumentParser, default_out: str | None) -
     parser.add_argument("--max-depth", type=int, default=None, help="levels of the tree to print")
     parser.add_argument("--no-cache", action="store_true", help="do not cache embeddings on disk")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--allow-failed-audit", action="store_true", help="write the release even if its audit fails (not advised)"
+    )
 
 
 def _fit_and_save(input_path: str | Path, args: argparse.Namespace) -> int:
@@ -58,7 +66,12 @@ def _fit_and_save(input_path: str | Path, args: argparse.Namespace) -> int:
         console.print(f"[red]error:[/red] {error}")
         return 2
     release = clio.release_
-    path = release.save(args.out, overwrite=True)
+    try:
+        path = release.save(args.out, overwrite=True, allow_failed_audit=args.allow_failed_audit)
+    except (FileExistsError, ValueError) as error:
+        console.print(clio.audit_.summary())
+        console.print(f"[red]error:[/red] {error}")
+        return 1
     release.tree.show(args.max_depth)
     _print_counts(release.counts)
     timings = "  ".join(f"{stage} {seconds:.1f}s" for stage, seconds in clio.timings_.items())
@@ -76,6 +89,36 @@ def _print_counts(counts: dict[str, int]) -> None:
     console.print(table)
 
 
+def _audit(release_dir: str, against: str | None) -> int:
+    """Audit a saved release, print the report; 0 if it passed, 1 if it failed, 2 if it could not be read."""
+    from rich.markup import escape
+
+    from .audit import audit
+
+    try:
+        report = audit(release_dir, against)
+    except (FileNotFoundError, ValueError) as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}")
+        return 2
+    table = Table(title=f"Audit of {escape(str(release_dir))}")
+    for column in ("severity", "check", "node", "field", "detail"):
+        table.add_column(column)
+    for finding in report.findings:
+        colour = "red" if finding.severity == "error" else "yellow"
+        table.add_row(
+            f"[{colour}]{finding.severity}[/{colour}]", finding.check, escape(finding.node_id or "-"),
+            escape(finding.field or "-"), escape(finding.detail),
+        )
+    if report.findings:
+        console.print(table)
+    console.print(f"checks run: {', '.join(report.checks_run)}")
+    if report.checks_skipped:
+        console.print(f"[dim]checks skipped (no --against INPUT): {', '.join(report.checks_skipped)}[/dim]")
+    verdict = "[green]PASSED[/green]" if report.passed else "[red]FAILED[/red]"
+    console.print(f"Release audit {verdict}: {len(report.errors)} errors, {len(report.warnings)} warnings")
+    return 0 if report.passed else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # clio_lite's own progress at INFO; the libraries it drives only when something is wrong.
@@ -90,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[red]error:[/red] the bundled sample {SAMPLE} is missing; run from a clone of clio_lite.")
             return 2
         return _fit_and_save(SAMPLE, args)
+    if args.command == "audit":
+        return _audit(args.release, args.against)
     from .release import Release
 
     release = Release.load(args.release)

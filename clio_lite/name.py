@@ -111,7 +111,7 @@ class KeywordNamer:
         try:
             X = vectorizer.fit_transform(texts).tocsr()
         except ValueError:  # no term survives min_df: nothing can name any node
-            return [_unnamed() for _ in nodes]
+            return [unnamed() for _ in nodes]
         vocabulary = vectorizer.get_feature_names_out()
 
         counts = np.vstack([np.asarray(X[node.members].sum(axis=0)).ravel() for node in nodes])
@@ -128,7 +128,7 @@ class KeywordNamer:
             candidates = [vocabulary[t] for t in order if supported[i, t] and scores[i, t] > 0]
             keywords = _without_overlaps(candidates, self.n_keywords)
             if not keywords:
-                names.append(_unnamed())
+                names.append(unnamed())
                 continue
             parent_words = set()
             if node.parent >= 0 and names[node.parent].keywords:
@@ -139,7 +139,7 @@ class KeywordNamer:
             names.append(
                 NodeName(
                     name=_title(title_terms[: self.n_title_terms]),
-                    description=_description(keywords),
+                    description=describe_keywords(keywords),
                     keywords=keywords,
                 )
             )
@@ -181,14 +181,16 @@ def _title(terms: Sequence[str]) -> str:
     return " · ".join(term[:1].upper() + term[1:] for term in terms)
 
 
-def _description(keywords: Sequence[str]) -> str:
+def describe_keywords(keywords: Sequence[str]) -> str:
+    """The one-sentence description written from ranked keywords (the auditor reads its template back)."""
     head = list(keywords[:3])
     listed = head[0] if len(head) == 1 else ", ".join(head[:-1]) + f" and {head[-1]}"
     also = f"; also {', '.join(keywords[3:5])}" if len(keywords) > 3 else ""
     return f"Conversations about {listed}{also}."
 
 
-def _unnamed() -> NodeName:
+def unnamed() -> NodeName:
+    """What a node with no k-supported term is called."""
     return NodeName(
         name="Unnamed cluster",
         description="No term is shared by enough distinct users of this cluster to describe it.",

@@ -1,6 +1,6 @@
 """Clio: the estimator that composes the stages, in the order of the data flow.
 
-    conversations → validate → scrub PII → embed → reduce → cluster tree → privacy gate → name → Release
+    conversations → validate → scrub PII → embed → reduce → cluster tree → privacy gate → name → audit → Release
 
 Only this module knows the order; every stage is a swappable object with a small protocol (see each module).
 """
@@ -25,6 +25,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
+from .audit import audit
 from .cluster import HDBSCANClusterer, Hierarchy
 from .embed import SentenceTransformerEmbedder
 from .io import load_conversations
@@ -85,6 +86,8 @@ class Clio(BaseEstimator):
         or ``"<suppressed>"``. Private: it is per conversation and never part of the release.
     conversations_ : Conversations
         The accepted conversations and the rejected records with their reasons.
+    audit_ : AuditReport
+        The audit of ``release_`` against the conversations it came from (also recorded in its manifest).
     timings_ : dict
         Seconds spent in each stage.
 
@@ -189,10 +192,15 @@ class Clio(BaseEstimator):
         self.labels_ = np.empty(len(convs), dtype=object)
         self.labels_[order] = self._labels(hierarchy, decision.released, node_ids, len(convs))
         counts = self._accounting(convs, hierarchy, decision.released, members)
-        self.release_ = Release(
-            ClusterTree(nodes),
-            self._manifest(counts, convs, entity_counts, embedder, scrubber),
-        )
+        release = Release(ClusterTree(nodes), self._manifest(counts, convs, entity_counts, embedder, scrubber))
+        with self._stage("audit"):
+            # The release is checked against its own input before anything can save it; the manifest keeps the
+            # verdict and Release.save refuses a failed one.
+            self.audit_ = audit(release, convs, scrubber=scrubber)
+        release.manifest["audit"] = self.audit_.to_dict()
+        if not self.audit_.passed:
+            logger.warning("the release failed its audit:\n%s", self.audit_.summary())
+        self.release_ = release
         self.entity_counts_ = dict(entity_counts)
         logger.info("released %d clusters; %s", len(nodes), counts)
         return self

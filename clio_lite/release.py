@@ -11,6 +11,7 @@ Saving writes a plain, versioned directory (``tree.json``, ``nodes.parquet``, ``
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -24,6 +25,8 @@ import pandas as pd
 if TYPE_CHECKING:
     import networkx as nx
     import plotly.graph_objects as go
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 RELEASE_FILES = ("tree.json", "nodes.parquet", "manifest.json")
@@ -342,13 +345,26 @@ class Release:
         """The tree and the manifest as one JSON document."""
         return _dumps({"schema_version": SCHEMA_VERSION, "manifest": self.manifest, "tree": self.tree.to_dict()})
 
-    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    def save(self, path: str | os.PathLike, overwrite: bool = False, allow_failed_audit: bool = False) -> Path:
         """Write ``tree.json``, ``nodes.parquet`` and ``manifest.json`` to the directory ``path``.
+
+        A release whose manifest records a failed audit (see :func:`clio_lite.audit`) is refused unless
+        ``allow_failed_audit=True``; the manifest then still says it failed.
 
         The files are written to a temporary directory beside ``path`` and moved into place at the end, so an
         interrupted save never leaves a half-written release. An existing release directory is replaced only with
         ``overwrite=True``; a directory holding anything else is never touched.
         """
+        audit = self.manifest.get("audit")
+        if audit is None:
+            logger.warning("saving a release that was never audited; run clio_lite.audit(release, conversations)")
+        elif not audit.get("passed") and not allow_failed_audit:
+            errors = [f"{f.get('check')} at {f.get('node_id') or 'release'}: {f.get('detail')}"
+                      for f in audit.get("findings", []) if f.get("severity") == "error"]
+            raise ValueError(
+                f"refusing to save a release that failed its audit ({len(errors)} errors: "
+                f"{'; '.join(errors[:5])}). Fix the cause, or pass allow_failed_audit=True to save it anyway."
+            )
         target = Path(path)
         if target.exists():
             if not overwrite:

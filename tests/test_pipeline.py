@@ -135,6 +135,15 @@ def test_saved_release_loads_back_equal(fitted, saved_release):
     assert loaded.manifest == json.loads(json.dumps(fitted.release_.manifest))
 
 
+def test_the_release_is_audited_against_its_input_and_passes(fitted):
+    recorded = fitted.release_.manifest["audit"]
+    assert recorded["passed"] is True and recorded["errors"] == 0
+    assert set(recorded["checks_run"]) == {
+        "thresholds", "differencing", "accounting", "pii", "rare_ngrams", "identifiers"
+    }
+    assert recorded == fitted.audit_.to_dict()
+
+
 def test_manifest_records_config_hash_versions_and_models(fitted):
     manifest = fitted.release_.manifest
     assert re.fullmatch(r"[0-9a-f]{64}", manifest["config_hash"])

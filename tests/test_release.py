@@ -488,3 +488,18 @@ def test_plot_methods_import_the_views_lazily() -> None:
     assert not any("plotly" in m or "viz" in m or "networkx" in m for m in top_level)
     figure = sample_tree().plot_icicle(max_depth=1)
     assert list(figure.data[0].ids)[1:] == [n.id for n in sample_tree().walk()]
+
+
+def audited(passed: bool) -> Release:
+    tree = ClusterTree([node("0", 60)])
+    finding = {"check": "thresholds", "node_id": "0", "field": "users", "detail": "3 users", "severity": "error"}
+    return Release(tree, {"counts": {}, "audit": {"passed": passed, "findings": [] if passed else [finding]}})
+
+
+def test_save_refuses_a_release_whose_audit_failed_unless_told(tmp_path):
+    with pytest.raises(ValueError, match="failed its audit.*thresholds at 0: 3 users"):
+        audited(False).save(tmp_path / "failed")
+    assert not (tmp_path / "failed").exists()
+    saved = audited(False).save(tmp_path / "forced", allow_failed_audit=True)
+    assert json.loads((saved / "manifest.json").read_text())["audit"]["passed"] is False
+    assert audited(True).save(tmp_path / "passed").is_dir()

@@ -1,0 +1,309 @@
+"""The release auditor: each check fires on the fault it exists for, and a real release passes.
+
+Hand-built releases isolate one fault at a time (the manifest is derived from the nodes so that only the planted
+fault is wrong); the real Presidio scrubber re-scans every string; the fitted release of the shared fixture corpus
+must pass against that corpus.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+import clio_lite
+from clio_lite import AuditReport, Release, audit
+from clio_lite.audit import CHECKS, NEEDS_CONVERSATIONS, data_segments, detected_entities, pii_severity
+from clio_lite.cli import main
+from clio_lite.release import ClusterNode, ClusterTree
+
+MIN_USERS = 10
+MIN_CONVERSATIONS = 20
+N_USERS = 40
+
+
+def node(node_id: str, conversations: int, users: int, name: str, keywords: tuple[str, ...]) -> ClusterNode:
+    parent = node_id.rsplit(".", 1)[0] if "." in node_id else None
+    description = "Conversations about " + (
+        keywords[0] if len(keywords) == 1 else ", ".join(keywords[:-1]) + f" and {keywords[-1]}"
+    ) + "."
+    return ClusterNode(node_id, parent, node_id.count(".") + 1, name, description, keywords, conversations, users,
+                       1.0, 0.0, 0.0)
+
+
+CLEAN_NODES = (
+    node("0", 100, 30, "Sourdough · Starter", ("sourdough", "starter", "rye flour")),
+    node("0.0", 60, 20, "Sourdough starter", ("sourdough starter", "rye")),
+    node("0.1", 40, 15, "Flour · Bread", ("flour", "bread")),
+    node("1", 50, 25, "Bike · Chain · Gears", ("bike", "chain", "gears")),
+)
+
+
+def make_release(nodes=CLEAN_NODES, **counts: int) -> Release:
+    """A release of ``nodes`` whose manifest adds up, unless ``counts`` overrides some of it."""
+    tree = ClusterTree(list(nodes))
+    released = sum(root.conversations for root in tree.roots)
+    leaves = sum(n.conversations for n in tree if not tree.children(n.id))
+    manifest_counts = {"rejected": 3, "suppressed": 30, "unclustered": 7, "released": released,
+                       "in_released_leaves": leaves}
+    manifest_counts["read"] = sum(manifest_counts[key] for key in ("released", "suppressed", "unclustered", "rejected"))
+    manifest_counts["accepted"] = manifest_counts["read"] - manifest_counts["rejected"]
+    manifest_counts.update(counts)
+    manifest = {
+        "thresholds": {"min_users": MIN_USERS, "min_conversations": MIN_CONVERSATIONS},
+        "counts": manifest_counts,
+        "config": {"min_users": MIN_USERS},
+    }
+    return Release(tree, manifest)
+
+
+def with_node(node_id: str, **changes) -> Release:
+    return make_release(tuple(replace(n, **changes) if n.id == node_id else n for n in CLEAN_NODES))
+
+
+RARE_SENTENCE = "my grandmother left me a zanzibarian sourdough recipe in her attic"
+
+
+@pytest.fixture(scope="module")
+def conversations() -> list[dict]:
+    """Forty users who all bake sourdough and ride bikes; one of them also mentions a rare word."""
+    records = []
+    for user in range(N_USERS):
+        uid = f"u-{user:04d}"
+        records.append({"id": f"bake-{user:04d}", "user_id": uid, "messages": [
+            {"role": "user", "content": "How do I keep my sourdough starter alive? I feed it rye flour for bread."},
+            {"role": "assistant", "content": "Feed it daily and keep it warm."},
+        ]})
+        records.append({"id": f"bike-{user:04d}", "user_id": uid, "messages": [
+            {"role": "user", "content": "My bike chain skips when I shift gears on hills."},
+        ]})
+    records.append({"id": "rare-0001", "user_id": "u-0003", "messages": [{"role": "user", "content": RARE_SENTENCE}]})
+    return records
+
+
+def errors_by_check(report: AuditReport) -> dict[str, list]:
+    found: dict[str, list] = {}
+    for finding in report.errors:
+        found.setdefault(finding.check, []).append(finding)
+    return found
+
+
+# -- a clean release --------------------------------------------------------------------------------------------
+
+
+def test_a_clean_hand_built_release_passes_every_check(conversations):
+    report = audit(make_release(), conversations)
+    assert report.passed, report.summary()
+    assert report.errors == []
+    # spaCy's small model tags "Flour" in the title "Flour · Bread" as a person: a warning, as designed.
+    assert all(f.check == "pii" and f.detail.startswith("PERSON") for f in report.warnings)
+    assert report.checks_run == list(CHECKS)
+    assert report.checks_skipped == []
+    assert report.thresholds == {"min_users": MIN_USERS, "min_conversations": MIN_CONVERSATIONS}
+    assert "PASSED" in str(report)
+
+
+def test_without_conversations_the_text_checks_are_skipped_and_reported():
+    report = audit(make_release())
+    assert report.passed
+    assert report.checks_skipped == list(NEEDS_CONVERSATIONS)
+    assert not set(report.checks_run) & set(NEEDS_CONVERSATIONS)
+    assert "skipped" in report.summary()
+
+
+# -- counts -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("changes", "field"), [({"users": MIN_USERS - 1}, "users"),
+                                                 ({"conversations": MIN_CONVERSATIONS - 1}, "conversations")])
+def test_a_node_below_a_threshold_fails_naming_the_node(changes, field):
+    report = audit(with_node("1", **changes))
+    assert not report.passed
+    assert [(f.check, f.node_id, f.field) for f in report.errors] == [("thresholds", "1", field)]
+
+
+def test_thresholds_given_explicitly_override_the_manifest():
+    report = audit(make_release(), min_users=31)
+    assert {(f.node_id, f.field) for f in report.errors} == {("0", "users"), ("0.0", "users"), ("0.1", "users"),
+                                                             ("1", "users")}
+
+
+@pytest.mark.parametrize("remainder", [1, MIN_CONVERSATIONS - 1])
+def test_a_parent_whose_remainder_is_below_min_conversations_fails_differencing(remainder):
+    report = audit(with_node("0", conversations=100 + remainder))
+    assert [(f.check, f.node_id) for f in report.errors] == [("differencing", "0")]
+    assert f"remainder of {remainder}" in report.errors[0].detail
+
+
+@pytest.mark.parametrize("remainder", [0, MIN_CONVERSATIONS])
+def test_a_remainder_of_zero_or_at_least_min_conversations_passes_differencing(remainder):
+    assert audit(with_node("0", conversations=100 + remainder)).passed
+
+
+def test_a_released_total_that_differs_from_the_top_level_fails_differencing():
+    # Five conversations moved from "suppressed" to "released": the accounting still adds up, the subtraction leaks.
+    report = audit(make_release(released=155, suppressed=25, in_released_leaves=150))
+    assert [(f.check, f.node_id, f.field) for f in report.errors] == [("differencing", None, "counts.released")]
+
+
+@pytest.mark.parametrize(("counts", "field"), [({"unclustered": 8}, "counts"), ({"accepted": 1}, "counts.accepted"),
+                                               ({"in_released_leaves": 149}, "counts.in_released_leaves")])
+def test_manifest_counts_that_do_not_add_up_fail_accounting(counts, field):
+    report = audit(make_release(**counts))
+    assert [(f.check, f.field) for f in report.errors] == [("accounting", field)]
+
+
+def test_a_manifest_without_counts_fails_rather_than_passes():
+    release = make_release()
+    del release.manifest["counts"]
+    assert {"accounting", "differencing"} <= set(errors_by_check(audit(release)))
+
+
+# -- text -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("planted", "entity"), [("jane.doe@example.com", "EMAIL_ADDRESS"),
+                                                 ("4111 1111 1111 1111", "CREDIT_CARD"),
+                                                 ("Maria Gonzalez", "PERSON")])
+def test_pii_planted_in_a_description_fails(planted, entity):
+    report = audit(with_node("0.1", description=f"Conversations about flour; ask {planted} for more."))
+    found = errors_by_check(report)
+    assert list(found) == ["pii"]
+    assert [(f.node_id, f.field) for f in found["pii"]] == [("0.1", "description")]
+    assert entity in found["pii"][0].detail
+
+
+def test_a_single_word_name_is_a_warning_that_does_not_fail_the_audit():
+    report = audit(with_node("1", name="Ask Jennifer"))
+    assert report.passed
+    on_node = [f for f in report.warnings if f.node_id == "1"]
+    assert [(f.check, f.field, f.severity) for f in on_node] == [("pii", "name", "warning")]
+    assert "PERSON ('Jennifer')" in on_node[0].detail
+
+
+@pytest.mark.parametrize(("entity", "span", "severity"), [
+    ("PERSON", "Pandas", "warning"),                # a capitalised title word
+    ("PERSON", "ci runner", "warning"),             # a lower-case keyword pair, tagged on a 242-node release
+    ("PERSON", "Offer · Counter", "warning"),       # two title terms, not one name
+    ("PERSON", "Maria Gonzalez", "error"),          # looks like a full name
+    ("PERSON", None, "error"),                      # a span that could not be recovered
+    ("EMAIL_ADDRESS", "a@b.org", "error"),
+    ("US_SSN", "078-05-1120", "error"),
+])
+def test_pii_severity_policy(entity, span, severity):
+    assert pii_severity(entity, span) == severity
+
+
+def test_a_rare_word_in_a_keyword_fails_while_shared_and_template_words_pass(conversations):
+    planted = with_node("0.0", keywords=("sourdough starter", "zanzibarian", "croissantology"))
+    report = audit(planted, conversations)
+    found = errors_by_check(report)
+    assert list(found) == ["rare_ngrams"]
+    assert [(f.node_id, f.field) for f in found["rare_ngrams"]] == [("0.0", "keywords[1]")]
+    assert "'zanzibarian'" in found["rare_ngrams"][0].detail and "1 distinct users" in found["rare_ngrams"][0].detail
+    # A finding quotes the release, never the conversation the word came from.
+    assert "grandmother" not in json.dumps(report.to_dict())
+
+
+def test_a_rare_bigram_of_common_words_fails(conversations):
+    # "grandmother" and "recipe" are each one user's words too, but "sourdough recipe" is the planted bigram.
+    report = audit(with_node("0", keywords=("sourdough", "sourdough recipe")), conversations)
+    details = [f.detail for f in report.errors if f.check == "rare_ngrams"]
+    assert any("'sourdough recipe'" in detail for detail in details)
+    assert not any("'sourdough' " in detail for detail in details)
+
+
+def test_the_namer_template_is_not_mistaken_for_a_users_words():
+    assert data_segments("Conversations about git, merge and rebase; also commit messages.") == [
+        ["git"], ["merge"], ["rebase"], ["commit", "messages"]
+    ]
+    assert data_segments("Unnamed cluster") == []
+    assert data_segments("Python code · Pandas") == [["python", "code"], ["pandas"]]
+    assert data_segments("Users ask about Maria's bakery") == [["users", "ask", "about", "maria", "s", "bakery"]]
+
+
+@pytest.mark.parametrize(("where", "changes"), [("description", {"description": "Conversations about u-0007."}),
+                                                ("keywords[1]", {"keywords": ("sourdough", "bake-0012")})])
+def test_a_user_or_conversation_id_in_a_release_string_fails(conversations, where, changes):
+    report = audit(with_node("0.0", **changes), conversations)
+    assert [(f.check, f.node_id, f.field) for f in report.errors if f.check == "identifiers"] == [
+        ("identifiers", "0.0", where)
+    ]
+
+
+def test_a_user_id_in_the_manifest_fails(conversations):
+    release = make_release()
+    release.manifest["config"]["note"] = "built for U-0011"  # ids are compared ignoring case
+    report = audit(release, conversations)
+    assert [(f.check, f.node_id, f.field) for f in report.errors] == [("identifiers", None, "manifest")]
+
+
+def test_detected_entities_recovers_the_replaced_spans():
+    assert detected_entities("Call Ann at 555-0100", "Call <PERSON> at <PHONE_NUMBER>") == [
+        ("PERSON", "Ann"), ("PHONE_NUMBER", "555-0100")
+    ]
+    assert detected_entities("kept <PERSON> as is", "kept <PERSON> as is") == []
+
+
+# -- the report, the package and the command line ---------------------------------------------------------------
+
+
+def test_the_report_is_json_safe_and_names_what_failed(conversations):
+    report = audit(with_node("1", users=3), conversations)
+    document = json.loads(json.dumps(report.to_dict()))
+    assert document["passed"] is False and document["errors"] == 1
+    assert document["findings"][0] == {"check": "thresholds", "node_id": "1", "field": "users",
+                                       "detail": f"3 distinct users < min_users={MIN_USERS}", "severity": "error"}
+    assert "FAILED" in report.summary() and "node 1 users" in report.summary()
+
+
+def test_audit_reads_a_saved_release_directory(tmp_path):
+    path = with_node("0.1", users=2).save(tmp_path / "release")
+    assert [(f.check, f.node_id) for f in audit(path).errors] == [("thresholds", "0.1")]
+    assert audit(str(make_release().save(tmp_path / "clean"))).passed
+
+
+def test_the_release_zone_never_imports_the_auditor():
+    source = (Path(clio_lite.__file__).parent / "release.py").read_text(encoding="utf-8")
+    imported = [
+        (node.module or "") if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    ]
+    assert not [name for name in imported if "audit" in name]
+
+
+def test_cli_audit_exits_0_on_a_passing_release_and_1_on_a_failing_one(tmp_path, conversations, capsys):
+    source = tmp_path / "chats.jsonl"
+    source.write_text("\n".join(json.dumps(record) for record in conversations) + "\n", encoding="utf-8")
+    good = make_release().save(tmp_path / "good")
+    bad = with_node("0.0", description="Conversations about u-0007 and jane.doe@example.com.").save(tmp_path / "bad")
+
+    assert main(["audit", str(good), "--against", str(source)]) == 0
+    printed = capsys.readouterr().out
+    assert "PASSED" in printed and "identifiers" in printed
+
+    assert main(["audit", str(bad), "--against", str(source)]) == 1
+    printed = capsys.readouterr().out
+    assert "FAILED" in printed and "EMAIL_ADDRESS" in printed and "u-0007" in printed
+
+    assert main(["audit", str(bad)]) == 1  # the PII scan alone fails it
+    assert "skipped" in capsys.readouterr().out
+    assert main(["audit", str(tmp_path / "missing")]) == 2
+
+
+# -- a real release -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_real_fitted_release_passes_against_its_corpus(fitted, corpus, saved_release):
+    report = audit(fitted.release_, corpus)
+    assert report.passed, report.summary()
+    assert report.checks_run == list(CHECKS)
+    # spaCy's small model tags some capitalised title words as people: warnings, never more than a few per node.
+    assert all(f.check == "pii" and "PERSON" in f.detail for f in report.warnings)
+    assert len(report.warnings) <= len(fitted.release_.tree)
+    assert audit(saved_release, fitted.conversations_).passed
