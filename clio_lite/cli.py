@@ -44,6 +44,11 @@ def _add_fit_options(parser: argparse.ArgumentParser, default_out: str | None) -
     parser.add_argument("--random-state", type=int, default=0, help="seed for every stochastic stage")
     parser.add_argument("--max-depth", type=int, default=None, help="levels of the tree to print")
     parser.add_argument("--no-cache", action="store_true", help="do not cache embeddings on disk")
+    parser.add_argument(
+        "--embedding-model", default=None,
+        help="sentence-transformers model name or directory (default all-MiniLM-L6-v2)"
+    )
+    parser.add_argument("--spacy-model", default=None, help="an installed spaCy model for PII scrubbing")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
         "--allow-failed-audit", action="store_true", help="write the release even if its audit fails (not advised)"
@@ -51,18 +56,25 @@ def _add_fit_options(parser: argparse.ArgumentParser, default_out: str | None) -
 
 
 def _fit_and_save(input_path: str | Path, args: argparse.Namespace) -> int:
-    from .pipeline import Clio
+    from .embed import SentenceTransformerEmbedder
+    from .pipeline import Clio, default_cache_dir
+    from .scrub import PresidioScrubber
 
+    cache_dir = None if args.no_cache else default_cache_dir()
     clio = Clio(
         min_users=args.min_users,
         min_conversations=args.min_conversations,
         random_state=args.random_state,
+        scrubber=None if args.spacy_model is None else PresidioScrubber(spacy_model=args.spacy_model),
+        embedder=None
+        if args.embedding_model is None
+        else SentenceTransformerEmbedder(model=args.embedding_model, cache_dir=cache_dir, verbose=not args.quiet),
         cache_dir=False if args.no_cache else None,
         verbose=not args.quiet,
     )
     try:
         clio.fit(input_path)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ModuleNotFoundError, ValueError) as error:
         console.print(f"[red]error:[/red] {error}")
         return 2
     release = clio.release_

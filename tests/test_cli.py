@@ -59,3 +59,18 @@ def test_run_on_an_empty_file_fails_with_a_message(tmp_path, capsys):
     empty.write_text("")
     assert main(["run", str(empty), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     assert "empty.jsonl" in capsys.readouterr().out
+
+
+def test_a_model_that_is_not_installed_fails_with_what_to_install(tmp_path, capsys):
+    source = tmp_path / "chats.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"id": i, "user_id": f"u{i}", "messages": [{"role": "user", "content": f"question {i}"}]})
+            + "\n"
+            for i in range(3)
+        )
+    )
+    code = main(["run", str(source), "--out", str(tmp_path / "out"), "--quiet", "--spacy-model", "xx_no_such_model"])
+    assert code == 2
+    assert "pip install" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
