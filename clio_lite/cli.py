@@ -45,8 +45,9 @@ def _add_fit_options(parser: argparse.ArgumentParser, default_out: str | None) -
     parser.add_argument("--max-depth", type=int, default=None, help="levels of the tree to print")
     parser.add_argument("--no-cache", action="store_true", help="do not cache embeddings on disk")
     parser.add_argument(
-        "--embedding-model", default=None,
-        help="sentence-transformers model name or directory (default all-MiniLM-L6-v2)"
+        "--embedding-model",
+        default=None,
+        help="sentence-transformers model name or directory (default all-MiniLM-L6-v2)",
     )
     parser.add_argument("--spacy-model", default=None, help="an installed spaCy model for PII scrubbing")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -118,8 +119,11 @@ def _audit(release_dir: str, against: str | None) -> int:
     for finding in report.findings:
         colour = "red" if finding.severity == "error" else "yellow"
         table.add_row(
-            f"[{colour}]{finding.severity}[/{colour}]", finding.check, escape(finding.node_id or "-"),
-            escape(finding.field or "-"), escape(finding.detail),
+            f"[{colour}]{finding.severity}[/{colour}]",
+            finding.check,
+            escape(finding.node_id or "-"),
+            escape(finding.field or "-"),
+            escape(finding.detail),
         )
     if report.findings:
         console.print(table)
