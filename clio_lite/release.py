@@ -276,6 +276,18 @@ class ClusterTree:
 
         return plot_map(self, color=color, size=size, max_depth=max_depth)
 
+    def to_html(self, path: str | os.PathLike, title: str | None = None) -> Path:
+        """Write a self-contained HTML report of the tree (no counts or audit: see :meth:`Release.to_html`).
+
+        Examples
+        --------
+        >>> tree.to_html("tree.html")  # doctest: +SKIP
+        PosixPath('tree.html')
+        """
+        from .viz.report import write_html
+
+        return write_html(self, path, title=title)
+
     def _example_ids(self) -> str:
         return ", ".join(repr(node.id) for node in self.nodes[:3]) or "none (the tree is empty)"
 
@@ -390,6 +402,35 @@ class Release:
             if staging.exists():
                 shutil.rmtree(staging)
         return target
+
+    def to_html(self, path: str | os.PathLike, title: str | None = None) -> Path:
+        """Write a single self-contained HTML report: the tree, a search box, a details panel and the 2-D map.
+
+        The page opens in any browser with no server and no network (styles, script and data are inline, and its
+        content security policy forbids every fetch). It holds the release's own fields and the manifest's counts,
+        thresholds, config hash and audit verdict, nothing else; the same release always gives the same bytes.
+        See :func:`clio_lite.viz.report.render_html`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write (``.html``); an existing file is replaced, missing directories are made.
+        title : str, optional
+            The page's title; ``"clio_lite release"`` by default.
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+
+        Examples
+        --------
+        >>> release.to_html("report.html")  # doctest: +SKIP
+        PosixPath('report.html')
+        """
+        from .viz.report import write_html
+
+        return write_html(self, path, title=title)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Release:

@@ -5,5 +5,6 @@ what was released.
 """
 
 from .plots import plot_icicle, plot_map, plot_sunburst, plot_treemap
+from .report import render_html, write_html
 
-__all__ = ["plot_icicle", "plot_map", "plot_sunburst", "plot_treemap"]
+__all__ = ["plot_icicle", "plot_map", "plot_sunburst", "plot_treemap", "render_html", "write_html"]
