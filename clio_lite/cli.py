@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_fit_options(parser: argparse.ArgumentParser, default_out: str | None) -> None:
     parser.add_argument("--out", required=default_out is None, default=default_out, help="release directory")
+    parser.add_argument(
+        "--html",
+        default=None if default_out is None else f"{default_out}.html",
+        help="also write a self-contained HTML report of the release to this file",
+    )
     parser.add_argument("--min-users", type=int, default=25, help="distinct users a cluster needs (default 25)")
     parser.add_argument("--min-conversations", type=int, default=50, help="conversations a cluster needs")
     parser.add_argument("--random-state", type=int, default=0, help="seed for every stochastic stage")
@@ -90,6 +95,8 @@ def _fit_and_save(input_path: str | Path, args: argparse.Namespace) -> int:
     timings = "  ".join(f"{stage} {seconds:.1f}s" for stage, seconds in clio.timings_.items())
     console.print(f"[dim]stage timings: {timings}[/dim]")
     console.print(f"Release written to [bold]{path}[/bold]")
+    if args.html:
+        console.print(f"HTML report written to [bold]{release.to_html(args.html)}[/bold]")
     return 0
 
 

@@ -23,9 +23,10 @@ def test_run_writes_the_same_tree_as_the_api_accounts_for_bad_lines_and_prints_i
     code = main([
         "run", str(source), "--out", str(out), "--min-users", str(E2E_PARAMS["min_users"]),
         "--min-conversations", str(E2E_PARAMS["min_conversations"]), "--random-state", "0", "--no-cache",
-        "--quiet",
+        "--quiet", "--html", str(tmp_path / "report.html"),
     ])
     assert code == 0
+    assert "<script" in (tmp_path / "report.html").read_text(encoding="utf-8")
     printed = capsys.readouterr().out
     for name in ("tree.json", "nodes.parquet"):
         assert (out / name).read_bytes() == (saved_release / name).read_bytes(), name
