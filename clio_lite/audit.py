@@ -129,6 +129,8 @@ class AuditReport:
     checks_run: list[str] = field(default_factory=list)
     checks_skipped: list[str] = field(default_factory=list)
     thresholds: dict[str, int] = field(default_factory=dict)
+    #: :meth:`ClusterTree.digest` of the audited tree: ``Release.save`` refuses a tree that changed since.
+    tree_sha256: str = ""
 
     @property
     def errors(self) -> list[Finding]:
@@ -152,6 +154,7 @@ class AuditReport:
             "checks_run": list(self.checks_run),
             "checks_skipped": list(self.checks_skipped),
             "thresholds": dict(self.thresholds),
+            "tree_sha256": self.tree_sha256,
             "findings": [finding.to_dict() for finding in self.findings],
         }
 
@@ -214,7 +217,10 @@ def audit(
         raise ValueError(
             "the release's manifest records no thresholds; pass min_users= and min_conversations= to audit it."
         )
-    report = AuditReport(thresholds={"min_users": int(min_users), "min_conversations": int(min_conversations)})
+    report = AuditReport(
+        thresholds={"min_users": int(min_users), "min_conversations": int(min_conversations)},
+        tree_sha256=release.tree.digest(),
+    )
 
     def run(name: str, findings: Iterable[Finding]) -> None:
         found = list(findings)

@@ -10,6 +10,7 @@ Saving writes a plain, versioned directory (``tree.json``, ``nodes.parquet``, ``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -291,6 +292,10 @@ class ClusterTree:
     def _example_ids(self) -> str:
         return ", ".join(repr(node.id) for node in self.nodes[:3]) or "none (the tree is empty)"
 
+    def digest(self) -> str:
+        """sha256 of the tree's canonical JSON: what an audit vouches for."""
+        return hashlib.sha256(_dumps(self.to_dict()).encode("utf-8")).hexdigest()
+
     def to_dict(self) -> list[dict[str, Any]]:
         """The tree as nested dicts: each node with a ``children`` list."""
 
@@ -370,6 +375,12 @@ class Release:
         audit = self.manifest.get("audit")
         if audit is None:
             logger.warning("saving a release that was never audited; run clio_lite.audit(release, conversations)")
+        elif audit.get("tree_sha256") and audit["tree_sha256"] != self.tree.digest() and not allow_failed_audit:
+            raise ValueError(
+                "refusing to save: the tree changed after its audit. Audit it again and record the result "
+                "(release.manifest['audit'] = clio_lite.audit(release, conversations).to_dict()), or pass "
+                "allow_failed_audit=True."
+            )
         elif not audit.get("passed") and not allow_failed_audit:
             errors = [f"{f.get('check')} at {f.get('node_id') or 'release'}: {f.get('detail')}"
                       for f in audit.get("findings", []) if f.get("severity") == "error"]

@@ -142,6 +142,7 @@ def test_the_release_is_audited_against_its_input_and_passes(fitted):
         "thresholds", "differencing", "accounting", "pii", "rare_ngrams", "identifiers"
     }
     assert recorded == fitted.audit_.to_dict()
+    assert recorded["tree_sha256"] == fitted.release_.tree.digest()
 
 
 def test_manifest_records_config_hash_versions_and_models(fitted):

@@ -503,3 +503,13 @@ def test_save_refuses_a_release_whose_audit_failed_unless_told(tmp_path):
     saved = audited(False).save(tmp_path / "forced", allow_failed_audit=True)
     assert json.loads((saved / "manifest.json").read_text())["audit"]["passed"] is False
     assert audited(True).save(tmp_path / "passed").is_dir()
+
+
+def test_save_refuses_a_tree_changed_after_its_audit(tmp_path):
+    release = audited(True)
+    release.manifest["audit"]["tree_sha256"] = release.tree.digest()
+    assert release.save(tmp_path / "same").is_dir()
+    changed = Release(ClusterTree([replace(release.tree["0"], name="Renamed after the audit")]), release.manifest)
+    with pytest.raises(ValueError, match="changed after its audit"):
+        changed.save(tmp_path / "changed")
+    assert not (tmp_path / "changed").exists()
