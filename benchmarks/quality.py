@@ -1,0 +1,468 @@
+"""Cluster quality against gold labels: clio_lite beside BERTopic, on the same text and embeddings. Prints JSON.
+
+One run scrubs the texts once with the real ``PresidioScrubber``, embeds them once with all-MiniLM-L6-v2 (the
+embedding cache in ``~/.cache/clio_lite``), and then, for each UMAP seed:
+
+- reduces the embeddings once with clio_lite's ``UMAPReducer(n_components=5, random_state=seed)``, which is the
+  same call as BERTopic's ``UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine",
+  random_state=seed)`` (checked on every seed: ``umap_identical`` in the output);
+- fits ``clio_lite.Clio`` end to end on the scrubbed texts (its real clustering, hierarchy, gate and namer), with
+  stages that hand it the precomputed scrubbed texts, embeddings and 5-D vectors, and PCA for the 2-D map (the map
+  changes no cluster);
+- fits BERTopic with its defaults (``min_topic_size=10``) on the same embeddings with its own seeded UMAP, then with
+  ``min_topic_size=50`` on the same 5-D vectors, and cuts ``hierarchical_topics`` to ``--top`` groups for its top
+  level.
+
+clio_lite runs with ``min_users=1`` and ``min_conversations`` equal to BERTopic's ``min_topic_size`` (10 and 50):
+the privacy gate is not what is measured here, and CLINC150 has one synthetic user per record. On the fixtures,
+which have real users, it also runs with its defaults (``min_users=25, min_conversations=50``).
+
+Metrics, for leaves and for the top level: NMI, ARI and V-measure against gold (a) over all documents, outliers
+being one more label, and (b) over clustered documents only; outlier share; clusters per level; reconstruction
+accuracy (each cluster takes its majority gold class; the share of all documents, outliers counted wrong, that land
+in their own class); for keyword labels, the share of each leaf's top-3 terms that are English stop words and the
+share that occur in most of the leaf's documents (coherence).
+
+    python benchmarks/quality.py --dataset fixtures --seeds 0 1 2
+    python benchmarks/quality.py --dataset clinc150 --seeds 0 1 2 [--limit 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # noqa: E402
+from sklearn.metrics import (  # noqa: E402
+    adjusted_rand_score,
+    homogeneity_completeness_v_measure,
+    normalized_mutual_info_score,
+)
+
+from clio_lite import Clio, load_conversations  # noqa: E402
+from clio_lite.embed import SentenceTransformerEmbedder  # noqa: E402
+from clio_lite.reduce import UMAPReducer  # noqa: E402
+from clio_lite.scrub import PresidioScrubber, ScrubResult  # noqa: E402
+
+logger = logging.getLogger("quality")
+
+DATASETS = {
+    # name: (path relative to the repository, gold label for leaves, gold label for the top level)
+    "clinc150": (ROOT.parent / "shared" / "data" / "clinc150" / "clinc150.jsonl", "intent", "domain"),
+    "topical_chat": (ROOT.parent / "shared" / "data" / "topical_chat" / "topical_chat.jsonl", None, "topic_majority"),
+    "fixtures": (None, "subtopic", "category"),
+}
+
+
+# -- data ---------------------------------------------------------------------------------------------------------
+
+
+def load_records(dataset: str, limit: int | None, n_fixtures: int, sample_seed: int) -> list[dict[str, Any]]:
+    """The dataset's records, sorted by id (the order Clio works in), optionally a seeded sample of ``limit``."""
+    path, _, _ = DATASETS[dataset]
+    if dataset == "fixtures":
+        from fixtures.generate import generate_conversations
+
+        records = generate_conversations(n_fixtures, seed=0)
+    else:
+        with open(path, encoding="utf-8") as handle:
+            records = [json.loads(line) for line in handle if line.strip()]
+        if dataset == "clinc150":
+            records = [r for r in records if r["labels"]["in_scope"]]
+    if limit is not None and limit < len(records):
+        records = random.Random(sample_seed).sample(records, limit)
+    return sorted(records, key=lambda r: r["id"])
+
+
+class LookupScrubber:
+    """Hands Clio the texts scrubbed once up front, so that both tools see exactly the same text.
+
+    Any other text (the audit re-scans the release's names and keywords) goes to the real scrubber.
+    """
+
+    def __init__(self, scrubbed_of: dict[str, str], scrubber: PresidioScrubber):
+        self.scrubbed_of = scrubbed_of
+        self.scrubber = scrubber
+        self.model_name = scrubber.model_name
+
+    def scrub(self, texts: Sequence[str]) -> ScrubResult:
+        unknown = list(dict.fromkeys(text for text in texts if text not in self.scrubbed_of))
+        fresh = self.scrubber.scrub(unknown) if unknown else ScrubResult([], Counter())
+        scrubbed_of = dict(zip(unknown, fresh.texts, strict=True))
+        return ScrubResult(
+            [self.scrubbed_of.get(text, scrubbed_of.get(text, "")) for text in texts], fresh.entity_counts
+        )
+
+
+class LookupEmbedder:
+    """Hands Clio the embeddings computed once up front."""
+
+    def __init__(self, vector_of: dict[str, np.ndarray], model_id: str, fingerprint: str | None):
+        self.vector_of = vector_of
+        self.model_id = model_id
+        self.fingerprint = fingerprint
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self.vector_of[text] for text in texts])
+
+
+class PrecomputedReducer:
+    """Returns vectors already reduced from exactly these embeddings (checked), for Clio and for BERTopic."""
+
+    def __init__(self, embeddings: np.ndarray, reduced: np.ndarray):
+        self.embeddings = embeddings
+        self.reduced = reduced
+
+    def fit_transform(self, X: np.ndarray, y: Any = None) -> np.ndarray:
+        if not np.array_equal(np.asarray(X, dtype=np.float32), self.embeddings):
+            raise RuntimeError("PrecomputedReducer got other embeddings than it was built for (order or content).")
+        return self.reduced
+
+    def fit(self, X: np.ndarray, y: Any = None) -> PrecomputedReducer:
+        self.fit_transform(X)
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return self.fit_transform(X)
+
+
+# -- metrics ------------------------------------------------------------------------------------------------------
+
+
+def agreement(gold: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """NMI, ARI and V-measure over all documents (outliers, label -1, as one more label) and over clustered ones."""
+    clustered = labels != -1
+    out: dict[str, float] = {}
+    for scope, mask in (("all", np.ones(len(labels), dtype=bool)), ("clustered", clustered)):
+        if mask.sum() == 0:
+            out.update({f"nmi_{scope}": 0.0, f"ari_{scope}": 0.0, f"v_{scope}": 0.0})
+            continue
+        g, p = gold[mask], labels[mask]
+        out[f"nmi_{scope}"] = round(float(normalized_mutual_info_score(g, p)), 4)
+        out[f"ari_{scope}"] = round(float(adjusted_rand_score(g, p)), 4)
+        out[f"v_{scope}"] = round(float(homogeneity_completeness_v_measure(g, p)[2]), 4)
+    return out
+
+
+def reconstruction_accuracy(gold: np.ndarray, labels: np.ndarray) -> float:
+    """Each cluster takes its majority gold class; the share of all documents (outliers wrong) in their own class."""
+    correct = 0
+    for cluster in np.unique(labels[labels != -1]):
+        correct += Counter(gold[labels == cluster].tolist()).most_common(1)[0][1]
+    return round(correct / len(labels), 4)
+
+
+def level_report(gold: dict[str, np.ndarray], labels: np.ndarray, coarse: str) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "clusters": int(len(np.unique(labels[labels != -1]))),
+        "outlier_share": round(float((labels == -1).mean()), 4),
+    }
+    for name, values in gold.items():
+        report[f"vs_{name}"] = agreement(values, labels)
+    report[f"reconstruction_accuracy_{coarse}"] = reconstruction_accuracy(gold[coarse], labels)
+    return report
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def label_quality(docs: Sequence[str], labels: np.ndarray, terms_of: dict[Any, list[str]]) -> dict[str, Any]:
+    """Top-3 terms of each cluster: share that are stop words (every word one), share in most of its documents."""
+    padded = [" " + " ".join(_words(doc)) + " " for doc in docs]
+    n_terms = stop = any_stop = coherent = 0
+    for cluster, terms in terms_of.items():
+        rows = np.flatnonzero(labels == cluster)
+        for term in terms[:3]:
+            words = _words(term)
+            if not words:
+                continue
+            n_terms += 1
+            stop += all(w in ENGLISH_STOP_WORDS for w in words)
+            any_stop += any(w in ENGLISH_STOP_WORDS for w in words)
+            needle = " " + " ".join(words) + " "
+            coherent += sum(needle in padded[row] for row in rows) > len(rows) / 2
+    share = (lambda count: round(count / n_terms, 4)) if n_terms else (lambda count: 0.0)
+    return {
+        "terms": n_terms,
+        "stop_word_share": share(stop),
+        "with_a_stop_word_share": share(any_stop),
+        "coherent_share": share(coherent),
+    }
+
+
+def remainder_to_nearest_leaf(path: np.ndarray, leaf_ids: set[str], embeddings: np.ndarray) -> np.ndarray:
+    """Diagnostic, not clio_lite's output: leaf labels if each parent-remainder document joined its nearest leaf.
+
+    "Nearest" is cosine to the leaf centroids in the embedding space, among the leaves below the document's node.
+    """
+    leaves = sorted(leaf_ids)
+    index = {leaf: i for i, leaf in enumerate(leaves)}
+    labels = np.array([index.get(p, -1) for p in path])
+    centroids = np.stack([embeddings[labels == i].mean(axis=0) for i in range(len(leaves))])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    for node in {p for p in path if not p.startswith("<") and p not in index}:
+        rows = np.flatnonzero(path == node)
+        below = np.array([index[leaf] for leaf in leaves if leaf.startswith(node + ".")])
+        if len(below):
+            labels[rows] = below[(embeddings[rows] @ centroids[below].T).argmax(axis=1)]
+    return labels
+
+
+# -- the two tools ------------------------------------------------------------------------------------------------
+
+
+def run_clio(
+    records, stages, reduced, embeddings, gold, docs, coarse, seed, min_users, min_conversations, top
+) -> dict[str, Any]:
+    scrubber, embedder = stages
+    clio = Clio(
+        min_users=min_users,
+        min_conversations=min_conversations,
+        top_clusters=top,
+        scrubber=scrubber,
+        embedder=embedder,
+        reducer=PrecomputedReducer(embeddings, reduced),
+        map_reducer=PCA(n_components=2),
+        random_state=seed,
+        verbose=False,
+    )
+    started = time.perf_counter()
+    clio.fit(records)
+    seconds = time.perf_counter() - started
+    tree = clio.release_.tree
+    path = np.array([str(label) for label in clio.labels_], dtype=object)
+    if len(path) != len(docs):
+        raise RuntimeError(f"Clio accepted {len(path)} of {len(docs)} records; the benchmark expects all.")
+    leaf_ids = {node.id for node in tree.leaves}
+    index_of = {node.id: i for i, node in enumerate(tree.nodes)}
+    leaf_labels = np.array([index_of[p] if p in leaf_ids else -1 for p in path])
+    top_labels = np.array([-1 if p.startswith("<") else int(p.split(".")[0]) for p in path])
+    per_level = Counter(node.depth for node in tree.nodes)
+    counts = clio.release_.manifest["counts"]
+    return {
+        "tool": "clio_lite",
+        "config": f"min_users={min_users}, min_conversations={min_conversations}",
+        "audit_passed": bool(clio.audit_.passed) if hasattr(clio, "audit_") else None,
+        "seed": seed,
+        "seconds": round(seconds, 1),
+        "stage_seconds": clio.timings_,
+        "levels": tree.depth,
+        "clusters_per_level": [per_level[d] for d in sorted(per_level)],
+        "unclustered_share": round(counts["unclustered"] / len(path), 4),
+        "suppressed_share": round(counts["suppressed"] / len(path), 4),
+        "in_parent_remainder_share": round((counts["released"] - counts["in_released_leaves"]) / len(path), 4),
+        "leaves": level_report(gold, leaf_labels, coarse),
+        "top": level_report(gold, top_labels, coarse),
+        "leaves_if_remainders_joined_nearest_leaf": level_report(
+            gold, remainder_to_nearest_leaf(path, leaf_ids, embeddings), coarse
+        ),
+        "labels": label_quality(
+            docs, leaf_labels, {index_of[node.id]: list(node.keywords) for node in tree.leaves}
+        ),
+    }
+
+
+def cut_bertopic_hierarchy(hier_topics, topics: np.ndarray, groups: int) -> np.ndarray:
+    """Split the highest merges of ``hierarchical_topics`` until ``groups`` groups; label documents by group."""
+    children = {
+        row.Parent_ID: (row.Child_Left_ID, row.Child_Right_ID) for row in hier_topics.itertuples(index=False)
+    }
+    distance = dict(zip(hier_topics.Parent_ID, hier_topics.Distance, strict=True))
+    topics_under = dict(zip(hier_topics.Parent_ID, hier_topics.Topics, strict=True))
+    root = max(distance, key=lambda node: distance[node])
+    frontier = [root]
+    while len(frontier) < groups and any(node in children for node in frontier):
+        highest = max((node for node in frontier if node in children), key=lambda node: distance[node])
+        frontier.remove(highest)
+        frontier.extend(children[highest])
+    group_of: dict[int, int] = {}
+    for group, node in enumerate(frontier):
+        for topic in topics_under.get(node, [int(node)]):
+            group_of[int(topic)] = group
+    return np.array([group_of.get(int(t), -1) if t != -1 else -1 for t in topics])
+
+
+def run_bertopic(docs, embeddings, umap_model, gold, coarse, seed, min_topic_size, top) -> tuple[dict, Any]:
+    from bertopic import BERTopic
+
+    model = BERTopic(umap_model=umap_model, min_topic_size=min_topic_size, verbose=False)
+    started = time.perf_counter()
+    topics = np.asarray(model.fit_transform(docs, embeddings)[0])
+    seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    hier = model.hierarchical_topics(docs)
+    hier_seconds = time.perf_counter() - started
+    top_labels = cut_bertopic_hierarchy(hier, topics, top)
+    terms_of = {t: [word for word, _ in model.get_topic(t)] for t in set(topics.tolist()) if t != -1}
+    report = {
+        "tool": "bertopic",
+        "config": f"min_topic_size={min_topic_size}" + (" (default)" if min_topic_size == 10 else ""),
+        "seed": seed,
+        "seconds": round(seconds, 1),
+        "hierarchical_topics_seconds": round(hier_seconds, 1),
+        "leaves": level_report(gold, topics, coarse),
+        "top": level_report(gold, top_labels, coarse),
+        "labels": label_quality(docs, topics, terms_of),
+    }
+    return report, model
+
+
+# -- summary ------------------------------------------------------------------------------------------------------
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and standard deviation over seeds of every number, per tool and configuration."""
+
+    def flatten(value: Any, prefix: str = "") -> dict[str, float]:
+        if isinstance(value, dict):
+            out: dict[str, float] = {}
+            for key, item in value.items():
+                out.update(flatten(item, f"{prefix}{key}."))
+            return out
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return {prefix.rstrip("."): float(value)}
+        return {}
+
+    grouped: dict[str, list[dict[str, float]]] = {}
+    for run in runs:
+        flat = flatten({k: v for k, v in run.items() if k not in ("seed", "stage_seconds")})
+        grouped.setdefault(f"{run['tool']} {run['config']}", []).append(flat)
+    summary = {}
+    for name, flats in grouped.items():
+        keys = [k for k in flats[0] if all(k in f for f in flats)]
+        summary[name] = {
+            key: {
+                "mean": round(float(np.mean([f[key] for f in flats])), 4),
+                "std": round(float(np.std([f[key] for f in flats])), 4),
+            }
+            for key in keys
+        }
+    return summary
+
+
+# -- main ---------------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="fixtures")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--limit", type=int, default=None, help="a seeded random sample of this many records")
+    parser.add_argument("--n", type=int, default=4000, help="conversations generated for --dataset fixtures")
+    parser.add_argument("--min-sizes", type=int, nargs="+", default=[10, 50],
+                        help="BERTopic's min_topic_size and clio_lite's min_conversations, paired")
+    parser.add_argument("--top", type=int, default=10, help="clusters at the top level (both tools)")
+    parser.add_argument("--no-bertopic", action="store_true", help="run clio_lite only")
+    args = parser.parse_args()
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("BERTopic", "presidio-analyzer", "sentence_transformers", "clio_lite"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    started = time.perf_counter()
+    records = load_records(args.dataset, args.limit, args.n, sample_seed=0)
+    _, fine, coarse = DATASETS[args.dataset]
+    gold = {name: np.array([r["labels"][name] for r in records]) for name in (fine, coarse) if name}
+    convs = load_conversations(records)
+    if len(convs) != len(records) or [c.id for c in convs] != [r["id"] for r in records]:
+        raise RuntimeError(f"{len(records) - len(convs)} records were rejected: {convs.rejected[:3]}")
+    texts = [c.user_text() for c in convs]
+    logger.info("%s: %d records; scrubbing", args.dataset, len(texts))
+
+    prep: dict[str, float] = {}
+    tic = time.perf_counter()
+    scrubber = PresidioScrubber()
+    scrubbed: list[str] = []
+    for start in range(0, len(texts), 1000):
+        scrubbed.extend(scrubber.scrub(texts[start : start + 1000]).texts)
+        logger.info("scrubbed %d / %d", len(scrubbed), len(texts))
+    prep["scrub"] = round(time.perf_counter() - tic, 1)
+    tic = time.perf_counter()
+    embedder = SentenceTransformerEmbedder(cache_dir=Path.home() / ".cache" / "clio_lite", verbose=False)
+    embeddings = embedder.embed(scrubbed)
+    prep["embed"] = round(time.perf_counter() - tic, 1)
+    logger.info("embedded (%d computed, %d from the cache)", embedder.n_computed_, embedder.n_cached_)
+    scrubbed_of = dict(zip(texts, scrubbed, strict=True))
+    vector_of = dict(zip(scrubbed, embeddings, strict=True))
+    stages = (
+        LookupScrubber(scrubbed_of, scrubber),
+        LookupEmbedder(vector_of, embedder.model_id, embedder.fingerprint),
+    )
+
+    clio_configs = [(1, size) for size in args.min_sizes]
+    if args.dataset == "fixtures":
+        clio_configs.append((25, 50))  # the defaults, with the privacy gate on
+    runs: list[dict[str, Any]] = []
+    umap_checks: list[dict[str, Any]] = []
+    for seed in args.seeds:
+        tic = time.perf_counter()
+        reduced = UMAPReducer(n_components=5, random_state=seed).fit_transform(embeddings)
+        umap_seconds = round(time.perf_counter() - tic, 1)
+        logger.info("seed %d: UMAP %.0f s", seed, umap_seconds)
+        for min_users, min_conversations in clio_configs:
+            run = run_clio(
+                records, stages, reduced, embeddings, gold, scrubbed, coarse, seed, min_users, min_conversations,
+                args.top,
+            )
+            run["umap_seconds"] = umap_seconds
+            runs.append(run)
+            logger.info("seed %d: clio_lite %s: %s", seed, run["config"], json.dumps(run["leaves"]))
+        if args.no_bertopic:
+            continue
+        from umap import UMAP
+
+        for i, size in enumerate(args.min_sizes):
+            if i == 0:  # BERTopic's own seeded UMAP, checked against clio_lite's reduction
+                umap_model = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=seed)
+            else:
+                umap_model = PrecomputedReducer(embeddings, reduced)
+            run, model = run_bertopic(scrubbed, embeddings, umap_model, gold, coarse, seed, size, args.top)
+            if i == 0:
+                own = np.asarray(model.umap_model.embedding_, dtype=np.float32)
+                umap_checks.append({
+                    "seed": seed,
+                    "umap_identical": bool(np.array_equal(own, reduced)),
+                    "max_abs_difference": float(np.abs(own - reduced).max()),
+                })
+                run["includes_umap"] = True
+            else:
+                run["includes_umap"] = False
+                run["umap_seconds"] = umap_seconds
+            runs.append(run)
+            logger.info("seed %d: bertopic %s: %s", seed, run["config"], json.dumps(run["leaves"]))
+
+    print(json.dumps({
+        "dataset": args.dataset,
+        "records": len(records),
+        "limit": args.limit,
+        "gold_classes": {name: int(len(np.unique(values))) for name, values in gold.items()},
+        "seeds": args.seeds,
+        "top_target": args.top,
+        "prep_seconds": prep,
+        "umap_checks": umap_checks,
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "summary": summarise(runs),
+        "runs": runs,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
