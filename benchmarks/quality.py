@@ -231,13 +231,15 @@ def remainder_to_nearest_leaf(path: np.ndarray, leaf_ids: set[str], embeddings: 
 
 
 def run_clio(
-    records, stages, reduced, embeddings, gold, docs, coarse, seed, min_users, min_conversations, top
+    records, stages, reduced, embeddings, gold, docs, coarse, seed, min_users, min_conversations, top,
+    assign_outliers=False,
 ) -> dict[str, Any]:
     scrubber, embedder = stages
     clio = Clio(
         min_users=min_users,
         min_conversations=min_conversations,
         top_clusters=top,
+        assign_outliers=assign_outliers,
         scrubber=scrubber,
         embedder=embedder,
         reducer=PrecomputedReducer(embeddings, reduced),
@@ -260,7 +262,8 @@ def run_clio(
     counts = clio.release_.manifest["counts"]
     return {
         "tool": "clio_lite",
-        "config": f"min_users={min_users}, min_conversations={min_conversations}",
+        "config": f"min_users={min_users}, min_conversations={min_conversations}"
+        + (", assign_outliers=True" if assign_outliers else ""),
         "audit_passed": bool(clio.audit_.passed) if hasattr(clio, "audit_") else None,
         "seed": seed,
         "seconds": round(seconds, 1),
@@ -372,6 +375,9 @@ def main() -> None:
                         help="BERTopic's min_topic_size and clio_lite's min_conversations, paired")
     parser.add_argument("--top", type=int, default=10, help="clusters at the top level (both tools)")
     parser.add_argument("--no-bertopic", action="store_true", help="run clio_lite only")
+    parser.add_argument(
+        "--assign-outliers", action="store_true", help="run clio_lite with assign_outliers=True (soft membership)"
+    )
     args = parser.parse_args()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("BERTopic", "presidio-analyzer", "sentence_transformers", "clio_lite"):
@@ -420,7 +426,7 @@ def main() -> None:
         for min_users, min_conversations in clio_configs:
             run = run_clio(
                 records, stages, reduced, embeddings, gold, scrubbed, coarse, seed, min_users, min_conversations,
-                args.top,
+                args.top, assign_outliers=args.assign_outliers,
             )
             run["umap_seconds"] = umap_seconds
             runs.append(run)

@@ -42,10 +42,14 @@ class Hierarchy:
         comes before its children and siblings are ordered by size, largest first.
     assignment : np.ndarray of int
         For each point, the deepest node it belongs to, ``-1`` if it is unclustered.
+    reassigned : int
+        Points moved into a leaf by ``assign_outliers`` (0 otherwise).
     """
 
     parent: np.ndarray
     assignment: np.ndarray
+    #: How many points were moved from a remainder or from noise into their nearest leaf (``assign_outliers``).
+    reassigned: int = 0
 
     @property
     def n_nodes(self) -> int:
@@ -118,11 +122,17 @@ def _parse_condensed_tree(raw_tree: np.ndarray, n_points: int):
 
 
 def hierarchy_from_condensed_tree(
-    raw_tree: np.ndarray, embeddings: np.ndarray, top_clusters: int = 10, branching: int = 10
+    raw_tree: np.ndarray,
+    embeddings: np.ndarray,
+    top_clusters: int = 10,
+    branching: int = 10,
+    assign_outliers: bool = False,
 ) -> Hierarchy:
     """Build a :class:`Hierarchy` from an HDBSCAN condensed tree (``condensed_tree_._raw_tree``).
 
-    ``embeddings`` has one row per clustered point: the space in which leaves are grouped into levels.
+    ``embeddings`` has one row per clustered point: the space in which leaves are grouped into levels. With
+    ``assign_outliers``, a point that would sit in a parent's remainder moves to the nearest leaf (by cosine to the
+    leaf centroids) below that parent, and an unclustered point to the nearest leaf of all.
     """
     from scipy.cluster.hierarchy import linkage
 
@@ -176,12 +186,51 @@ def hierarchy_from_condensed_tree(
         [point_leaf[p] if point_leaf[p] >= 0 else group_of.get(int(c), -1) for p, c in enumerate(falls_from)]
     )
 
+    reassigned = 0
+    if assign_outliers:
+        point_group, reassigned = _nearest_leaves(point_group, n_leaves, tree_children, embeddings, point_leaf)
+
     size = np.bincount(point_group[point_group >= 0], minlength=len(tree_parent))
     for node in range(n_leaves, len(tree_parent)):  # children precede parents in a linkage matrix
         size[node] += sum(size[child] for child in tree_children[node])
 
     levels = _cut_levels(tree_root, tree_children, height, n_leaves, top_clusters, branching)
-    return _keep_levels(levels, tree_parent, size, point_group)
+    hierarchy = _keep_levels(levels, tree_parent, size, point_group)
+    hierarchy.reassigned = reassigned
+    return hierarchy
+
+
+def _nearest_leaves(point_group, n_leaves, tree_children, embeddings, point_leaf) -> tuple[np.ndarray, int]:
+    """Move every point not in a leaf to the most similar leaf centroid below its group (or of all, if noise)."""
+    outside = np.flatnonzero(point_group >= n_leaves) if n_leaves else np.zeros(0, dtype=int)
+    noise = np.flatnonzero(point_group < 0)
+    if n_leaves == 0 or (len(outside) == 0 and len(noise) == 0):
+        return point_group, 0
+    space = np.asarray(embeddings, dtype=np.float64)
+    space = space / np.maximum(np.linalg.norm(space, axis=1, keepdims=True), 1e-12)
+    centroids = np.stack([space[point_leaf == i].mean(axis=0) for i in range(n_leaves)])
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+
+    def leaves_below(node: int) -> np.ndarray:
+        stack, found = [node], []
+        while stack:
+            current = stack.pop()
+            if current < n_leaves:
+                found.append(current)
+            else:
+                stack.extend(tree_children[current])
+        return np.array(sorted(found))
+
+    moved = point_group.copy()
+    groups = [(group, np.flatnonzero(point_group == group)) for group in np.unique(point_group[outside])]
+    groups.append((-1, noise))
+    for group, points in groups:
+        if len(points) == 0:
+            continue
+        candidates = np.arange(n_leaves) if group < 0 else leaves_below(int(group))
+        similarity = space[points] @ centroids[candidates].T
+        moved[points] = candidates[np.argmax(similarity, axis=1)]
+    return moved, int(len(outside) + len(noise))
 
 
 def _cut_levels(root, children, height, n_leaves, top_clusters, branching) -> list[list[int]]:
@@ -254,15 +303,24 @@ class HDBSCANClusterer:
         About how many clusters the top level has.
     branching : int
         About how many times more clusters each level has than the one above.
+    assign_outliers : bool
+        Move every point that would be left in a parent's remainder or unclustered into its nearest leaf (soft
+        membership). The privacy gate runs afterwards, so moved points are gated like any other.
     """
 
     def __init__(
-        self, min_cluster_size: int = 50, min_samples: int | None = 5, top_clusters: int = 10, branching: int = 10
+        self,
+        min_cluster_size: int = 50,
+        min_samples: int | None = 5,
+        top_clusters: int = 10,
+        branching: int = 10,
+        assign_outliers: bool = False,
     ):
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.top_clusters = top_clusters
         self.branching = branching
+        self.assign_outliers = assign_outliers
 
     def fit_hierarchy(self, X: np.ndarray, embeddings: np.ndarray | None = None) -> Hierarchy:
         """Cluster ``X`` (the reduced vectors); group the leaves into levels in ``embeddings`` (default ``X``)."""
@@ -284,4 +342,5 @@ class HDBSCANClusterer:
             X if embeddings is None else embeddings,
             top_clusters=self.top_clusters,
             branching=self.branching,
+            assign_outliers=self.assign_outliers,
         )

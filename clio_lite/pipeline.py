@@ -66,6 +66,9 @@ class Clio(BaseEstimator):
         About how many clusters the top level has.
     branching : int
         About how many times more clusters each level has than the one above.
+    assign_outliers : bool
+        Move each conversation HDBSCAN leaves outside every leaf (in a parent's remainder, or unclustered) into its
+        nearest leaf; the privacy gate runs afterwards. The manifest counts how many moved (``reassigned``).
     scrubber, embedder, reducer, map_reducer, clusterer, namer : objects or None
         The stages; ``None`` picks the defaults (Presidio, all-MiniLM-L6-v2, UMAP to 5-D, UMAP to 2-D, HDBSCAN,
         the keyword namer). Any object with the same method works (see each module's protocol).
@@ -105,6 +108,7 @@ class Clio(BaseEstimator):
         min_cluster_size: int | None = None,
         top_clusters: int = 10,
         branching: int = 10,
+        assign_outliers: bool = False,
         scrubber: Any = None,
         embedder: Any = None,
         reducer: Any = None,
@@ -120,6 +124,7 @@ class Clio(BaseEstimator):
         self.min_cluster_size = min_cluster_size
         self.top_clusters = top_clusters
         self.branching = branching
+        self.assign_outliers = assign_outliers
         self.scrubber = scrubber
         self.embedder = embedder
         self.reducer = reducer
@@ -173,6 +178,7 @@ class Clio(BaseEstimator):
                 min_cluster_size=self.min_cluster_size or self.min_conversations,
                 top_clusters=self.top_clusters,
                 branching=self.branching,
+                assign_outliers=self.assign_outliers,
             )
             hierarchy = clusterer.fit_hierarchy(reduced, embeddings)
             members = hierarchy.members()
@@ -295,6 +301,7 @@ class Clio(BaseEstimator):
             "in_released_leaves": int(sum(len(members[n]) for n in leaves)),
             "suppressed": int(len(convs) - in_released - unclustered),
             "unclustered": unclustered,
+            "reassigned": int(getattr(hierarchy, "reassigned", 0)),
         }
         if counts["read"] != counts["released"] + counts["suppressed"] + counts["unclustered"] + counts["rejected"]:
             raise RuntimeError(f"accounting does not add up, a bug in clio_lite: {counts}")

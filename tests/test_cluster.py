@@ -192,3 +192,25 @@ def test_points_falling_out_of_a_split_root_are_unclustered() -> None:
     h = hierarchy_from_condensed_tree(np.array(rows, dtype=dtype), np.arange(12.0).reshape(6, 2))
     np.testing.assert_array_equal(h.parent, [-1, -1])
     np.testing.assert_array_equal(h.assignment, [0, 0, 1, 1, -1, -1])
+
+
+def test_assign_outliers_moves_every_remainder_and_noise_point_into_a_leaf_below_its_node() -> None:
+    rng = np.random.default_rng(0)
+    X = np.vstack([blobs(1500, 30, 4.0, seed=3), rng.uniform(-60, 60, size=(300, 5))])
+    plain = HDBSCANClusterer(min_cluster_size=25).fit_hierarchy(X)
+    moved = HDBSCANClusterer(min_cluster_size=25, assign_outliers=True).fit_hierarchy(X)
+    plain_kids, moved_kids = plain.children(), moved.children()
+    plain_leaves = {n for n in range(plain.n_nodes) if not plain_kids[n]}
+    moved_leaves = {n for n in range(moved.n_nodes) if not moved_kids[n]}
+    outside = [p for p, node in enumerate(plain.assignment) if node not in plain_leaves]
+    assert len(outside) > 20  # the noise and the remainders the option is about
+    assert moved.reassigned == len(outside)
+    assert plain.reassigned == 0
+    assert all(node in moved_leaves for node in moved.assignment)
+    assert len(moved_leaves) == len(plain_leaves)
+    # A point from a parent's remainder stays under that parent: same top-level cluster, by membership.
+    plain_members, moved_members = plain.members(), moved.members()
+    plain_top = {p: n for n in np.flatnonzero(plain.parent < 0) for p in plain_members[n]}
+    moved_top = {p: n for n in np.flatnonzero(moved.parent < 0) for p in moved_members[n]}
+    pairs = {(plain_top[p], moved_top[p]) for p in plain_top}
+    assert len(pairs) == len({a for a, _ in pairs})  # each old top cluster maps to one new top cluster

@@ -91,6 +91,7 @@ def test_every_record_is_accounted_for(corpus, fitted):
     counts = fitted.release_.counts
     assert counts["read"] == len(corpus)
     assert counts["rejected"] == 6
+    assert counts["reassigned"] == 0  # assign_outliers is off by default: noise stays unclustered
     assert counts["read"] == counts["released"] + counts["suppressed"] + counts["unclustered"] + counts["rejected"]
     labels = list(fitted.labels_)
     assert counts["unclustered"] == labels.count(UNCLUSTERED)
