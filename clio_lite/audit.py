@@ -30,8 +30,8 @@
     (see :func:`data_segments`): "Conversations about money, credit and ..." would otherwise put the template's
     "conversations", "about money" and "money and" in front of the few users who happened to type them.
 ``identifiers`` (error; needs the conversations)
-    No conversation id or user id (of four characters or more, compared case-insensitively) appears in a release
-    string or in the manifest.
+    No conversation id or user id (of four characters or more, not only digits, compared case-insensitively)
+    appears in a release string or in the manifest.
 
 A finding quotes the release string it is about, never conversation text, so a report can be shared with whoever
 may see the release. This module reads the private input (it imports the loaders and the scrubber) and is not part
@@ -549,7 +549,8 @@ def _check_identifiers(release: Release, conversations: Any) -> Iterator[Finding
         value.lower()
         for conversation in conversations
         for value in (str(conversation.id), str(conversation.user_id))
-        if len(value) >= MIN_IDENTIFIER_LENGTH
+        # Digits-only ids are left out: "1200" cannot be told apart from a count of 1,200 conversations.
+        if len(value) >= MIN_IDENTIFIER_LENGTH and not value.isdigit()
     }
     if not identifiers:
         return

@@ -167,14 +167,16 @@ class Clio(BaseEstimator):
             embedder = self.embedder if self.embedder is not None else self._default_embedder()
             embeddings = embedder.embed(scrubbed)
         with self._stage("reduce"), tqdm(total=2, desc="Reducing (UMAP)", disable=not self.verbose) as bar:
-            reduced = _seeded(self.reducer or UMAPReducer(n_components=5), seeds[0]).fit_transform(embeddings)
+            reducer = _seeded(_or_default(self.reducer, UMAPReducer, n_components=5), seeds[0])
+            reduced = reducer.fit_transform(embeddings)
             bar.update()
-            positions = _seeded(self.map_reducer or UMAPReducer(n_components=2), seeds[1]).fit_transform(
-                embeddings
-            )
+            map_reducer = _seeded(_or_default(self.map_reducer, UMAPReducer, n_components=2), seeds[1])
+            positions = map_reducer.fit_transform(embeddings)
             bar.update()
         with self._stage("cluster"):
-            clusterer = self.clusterer or HDBSCANClusterer(
+            clusterer = _or_default(
+                self.clusterer,
+                HDBSCANClusterer,
                 min_cluster_size=self.min_cluster_size or self.min_conversations,
                 top_clusters=self.top_clusters,
                 branching=self.branching,
@@ -193,7 +195,7 @@ class Clio(BaseEstimator):
                 NodeToName(members[node], position_of.get(hierarchy.parent[node], -1), int(depth[node]))
                 for node in released
             ]
-            names = (self.namer or KeywordNamer()).name(scrubbed, user_codes, to_name, self.min_users)
+            names = _or_default(self.namer, KeywordNamer).name(scrubbed, user_codes, to_name, self.min_users)
         nodes, node_ids = self._released_nodes(hierarchy, members, decision, names, positions)
         self.labels_ = np.empty(len(convs), dtype=object)
         self.labels_[order] = self._labels(hierarchy, decision.released, node_ids, len(convs))
@@ -380,6 +382,11 @@ class Clio(BaseEstimator):
         self.timings_[name] = round(time.perf_counter() - start, 3)
         if self.verbose:
             logger.info("%s: %.1f s", name, self.timings_[name])
+
+
+def _or_default(stage: Any, default: type, **params: Any) -> Any:
+    """The user's stage, or a new default one. (Not ``stage or default``: a stage may define ``__len__``.)"""
+    return default(**params) if stage is None else stage
 
 
 def _seeded(stage: Any, seed: int | None) -> Any:

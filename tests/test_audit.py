@@ -307,3 +307,15 @@ def test_the_real_fitted_release_passes_against_its_corpus(fitted, corpus, saved
     assert all(f.check == "pii" and "PERSON" in f.detail for f in report.warnings)
     assert len(report.warnings) <= len(fitted.release_.tree)
     assert audit(saved_release, fitted.conversations_).passed
+
+
+def test_integer_ids_equal_to_a_count_are_not_taken_for_leaked_ids():
+    # Records numbered 0..n are common: an id that equals a count in the manifest must not fail the audit.
+    release = make_release(unclustered=1057, read=1250)  # four digits: long enough to count as an identifier
+    total = str(release.manifest["counts"]["read"])
+    assert total in json.dumps(release.manifest)
+    numbered = [
+        {"id": int(total), "user_id": int(total), "messages": [{"role": "user", "content": "hello there"}]},
+    ]
+    report = audit(release, numbered, min_users=1, min_conversations=1)
+    assert not [finding for finding in report.findings if finding.check == "identifiers"]
