@@ -21,8 +21,10 @@ A clusterer is any object with ``fit_hierarchy(X, embeddings=None) -> Hierarchy`
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -144,24 +146,15 @@ def hierarchy_from_condensed_tree(
     clusters = sorted({root, *parent_of})
     leaves = [c for c in clusters if c not in cluster_children]  # the root alone when it never split
 
-    # Every condensed cluster's leaves, bottom-up (children have larger ids than their parents).
-    leaves_under: dict[int, list[int]] = {}
-    for cluster in reversed(clusters):
-        kids = cluster_children.get(cluster)
-        leaves_under[cluster] = [leaf for kid in kids for leaf in leaves_under[kid]] if kids else [cluster]
-
     # The grouping tree: leaves are nodes 0..L-1; a Ward dendrogram over their centroids adds nodes L..2L-2.
     leaf_index = {leaf: i for i, leaf in enumerate(leaves)}
     n_leaves = len(leaves)
     point_leaf = np.array([leaf_index.get(int(c), -1) for c in falls_from])
+    centroids = _leaf_centroids(embeddings, point_leaf, n_leaves)
     tree_children: dict[int, list[int]] = {}
     tree_parent = np.full(max(1, 2 * n_leaves - 1), -1, dtype=int)
     height = np.zeros(len(tree_parent))
     if n_leaves > 1:
-        space = np.asarray(embeddings, dtype=np.float64)
-        centroids = np.stack([space[point_leaf == i].mean(axis=0) for i in range(n_leaves)])
-        norms = np.linalg.norm(centroids, axis=1, keepdims=True)
-        centroids = np.divide(centroids, norms, out=centroids, where=norms > 0)
         for k, (a, b, distance, _) in enumerate(linkage(centroids, method="ward")):
             node = n_leaves + k
             tree_children[node] = [int(a), int(b)]
@@ -169,26 +162,30 @@ def hierarchy_from_condensed_tree(
             height[node] = distance
     tree_root = len(tree_parent) - 1
 
-    # Points that fell out of an inner condensed cluster go to the smallest group holding all of its leaves.
-    def lowest_common_group(group_leaves: list[int]) -> int:
-        paths = []
-        for leaf in group_leaves:
-            path, node = [], leaf_index[leaf]
-            while node >= 0:
-                path.append(node)
-                node = tree_parent[node]
-            paths.append(path)
-        common = set(paths[0]).intersection(*paths[1:])
-        return min(common, key=lambda node: (height[node] if node >= n_leaves else -1.0, node))
+    def lowest_common(a: int, b: int) -> int:
+        above_a = set()
+        while a >= 0:
+            above_a.add(a)
+            a = tree_parent[a]
+        while b not in above_a:
+            b = tree_parent[b]
+        return b
 
-    group_of = {c: lowest_common_group(leaves_under[c]) for c in clusters if c in cluster_children and c != root}
+    # Points that fell out of an inner condensed cluster go to the smallest group holding all of its leaves,
+    # found bottom-up (children have larger ids than their parents).
+    group_of: dict[int, int] = {}
+    for cluster in reversed(clusters):
+        kids = cluster_children.get(cluster)
+        group_of[cluster] = functools.reduce(lowest_common, map(group_of.get, kids)) if kids else leaf_index[cluster]
     point_group = np.array(
-        [point_leaf[p] if point_leaf[p] >= 0 else group_of.get(int(c), -1) for p, c in enumerate(falls_from)]
+        [point_leaf[p] if point_leaf[p] >= 0 else group_of[int(c)] for p, c in enumerate(falls_from)]
     )
+    if root in cluster_children:  # points that fell out of a split root are HDBSCAN's noise
+        point_group[falls_from == root] = -1
 
     reassigned = 0
     if assign_outliers:
-        point_group, reassigned = _nearest_leaves(point_group, n_leaves, tree_children, embeddings, point_leaf)
+        point_group, reassigned = _nearest_leaves(point_group, n_leaves, tree_children, embeddings, centroids)
 
     size = np.bincount(point_group[point_group >= 0], minlength=len(tree_parent))
     for node in range(n_leaves, len(tree_parent)):  # children precede parents in a linkage matrix
@@ -200,16 +197,24 @@ def hierarchy_from_condensed_tree(
     return hierarchy
 
 
-def _nearest_leaves(point_group, n_leaves, tree_children, embeddings, point_leaf) -> tuple[np.ndarray, int]:
+def _leaf_centroids(embeddings: np.ndarray, point_leaf: np.ndarray, n_leaves: int) -> np.ndarray:
+    """Each leaf's mean embedding, scaled to unit length (a zero mean stays zero)."""
+    space = np.asarray(embeddings, dtype=np.float64)
+    if n_leaves == 0:
+        return np.zeros((0, space.shape[1]))
+    centroids = np.stack([space[point_leaf == i].mean(axis=0) for i in range(n_leaves)])
+    norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+    return np.divide(centroids, norms, out=centroids, where=norms > 0)
+
+
+def _nearest_leaves(point_group, n_leaves, tree_children, embeddings, centroids) -> tuple[np.ndarray, int]:
     """Move every point not in a leaf to the most similar leaf centroid below its group (or of all, if noise)."""
     outside = np.flatnonzero(point_group >= n_leaves) if n_leaves else np.zeros(0, dtype=int)
     noise = np.flatnonzero(point_group < 0)
     if n_leaves == 0 or (len(outside) == 0 and len(noise) == 0):
         return point_group, 0
+    # A point's own length does not change which centroid it is most similar to, so points are not normalised.
     space = np.asarray(embeddings, dtype=np.float64)
-    space = space / np.maximum(np.linalg.norm(space, axis=1, keepdims=True), 1e-12)
-    centroids = np.stack([space[point_leaf == i].mean(axis=0) for i in range(n_leaves)])
-    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
 
     def leaves_below(node: int) -> np.ndarray:
         stack, found = [node], []
@@ -271,9 +276,9 @@ def _keep_levels(levels, tree_parent, size, point_group) -> Hierarchy:
         kept_children.setdefault(kept_ancestor(node), []).append(node)
     number: dict[int, int] = {}
     parents: list[int] = []
-    queue = sorted(levels[0], key=by_size)
+    queue = deque(sorted(levels[0], key=by_size))
     while queue:
-        node = queue.pop(0)
+        node = queue.popleft()
         number[node] = len(parents)
         parents.append(number.get(kept_ancestor(node), -1))
         queue.extend(sorted(kept_children.get(node, []), key=by_size))

@@ -196,7 +196,7 @@ class Clio(BaseEstimator):
                 for node in released
             ]
             names = _or_default(self.namer, KeywordNamer).name(scrubbed, user_codes, to_name, self.min_users)
-        nodes, node_ids = self._released_nodes(hierarchy, members, decision, names, positions)
+        nodes, node_ids = self._released_nodes(hierarchy, depth, members, decision, names, positions)
         self.labels_ = np.empty(len(convs), dtype=object)
         self.labels_[order] = self._labels(hierarchy, decision.released, node_ids, len(convs))
         counts = self._accounting(convs, hierarchy, decision.released, members)
@@ -241,7 +241,7 @@ class Clio(BaseEstimator):
         return SentenceTransformerEmbedder(cache_dir=cache, verbose=self.verbose)
 
     def _released_nodes(
-        self, hierarchy: Hierarchy, members: list[np.ndarray], decision, names, positions: np.ndarray
+        self, hierarchy: Hierarchy, depth: np.ndarray, members: list[np.ndarray], decision, names, positions
     ) -> tuple[list[ClusterNode], dict[int, str]]:
         """Released nodes with path ids assigned among released siblings only, so ids leak no suppressed node."""
         node_ids: dict[int, str] = {}
@@ -249,7 +249,6 @@ class Clio(BaseEstimator):
         name_of = dict(zip(released, names, strict=True))
         sibling_count: Counter = Counter()
         total_released = sum(decision.conversations[n] for n in released if hierarchy.parent[n] < 0)
-        depth = hierarchy.depth()
         nodes: list[ClusterNode] = []
         for node in released:  # parents precede children; siblings are ordered by size
             parent = int(hierarchy.parent[node])
@@ -278,14 +277,16 @@ class Clio(BaseEstimator):
 
     @staticmethod
     def _labels(hierarchy: Hierarchy, released: np.ndarray, node_ids: dict[int, str], n: int) -> np.ndarray:
+        # Each node's label is its own id if released, else its nearest released ancestor's; parents come first.
+        node_label = np.empty(hierarchy.n_nodes, dtype=object)
+        for node, parent in enumerate(hierarchy.parent):
+            if released[node]:
+                node_label[node] = node_ids[node]
+            else:
+                node_label[node] = node_label[parent] if parent >= 0 else SUPPRESSED
         labels = np.full(n, UNCLUSTERED, dtype=object)
-        for point, node in enumerate(hierarchy.assignment):
-            while node >= 0 and not released[node]:
-                node = hierarchy.parent[node]
-            if node >= 0:
-                labels[point] = node_ids[node]
-            elif hierarchy.assignment[point] >= 0:
-                labels[point] = SUPPRESSED
+        clustered = hierarchy.assignment >= 0
+        labels[clustered] = node_label[hierarchy.assignment[clustered]]
         return labels
 
     @staticmethod

@@ -18,7 +18,9 @@ import clio_lite
 from clio_lite import AuditReport, Release, audit
 from clio_lite.audit import CHECKS, NEEDS_CONVERSATIONS, data_segments, detected_entities, pii_severity
 from clio_lite.cli import main
+from clio_lite.name import describe_keywords
 from clio_lite.release import ClusterNode, ClusterTree
+from tests.trees import node as tree_node
 
 MIN_USERS = 10
 MIN_CONVERSATIONS = 20
@@ -26,12 +28,10 @@ N_USERS = 40
 
 
 def node(node_id: str, conversations: int, users: int, name: str, keywords: tuple[str, ...]) -> ClusterNode:
-    parent = node_id.rsplit(".", 1)[0] if "." in node_id else None
-    description = "Conversations about " + (
-        keywords[0] if len(keywords) == 1 else ", ".join(keywords[:-1]) + f" and {keywords[-1]}"
-    ) + "."
-    return ClusterNode(node_id, parent, node_id.count(".") + 1, name, description, keywords, conversations, users,
-                       1.0, 0.0, 0.0)
+    """A node described the way the keyword namer describes one."""
+    return tree_node(
+        node_id, conversations, users, name, 0.0, 0.0, 1.0, description=describe_keywords(keywords), keywords=keywords
+    )
 
 
 CLEAN_NODES = (

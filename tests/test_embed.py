@@ -53,9 +53,14 @@ def test_cache_keys_depend_on_the_model_and_the_text(tmp_path):
     np.testing.assert_array_equal(found[EmbeddingCache.key("m", "t")], vector)
 
 
-def test_without_a_cache_nothing_is_written(tmp_path):
+def test_without_a_cache_nothing_is_written(tmp_path, monkeypatch):
+    # Home and working directory point at an empty folder: a cache written to a default place would land there.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
     embedder = SentenceTransformerEmbedder(cache_dir=None, verbose=False)
     assert embedder.embed(["hello"]).shape == (1, 384)
+    assert embedder.embed(["hello"]).shape == (1, 384)
+    assert embedder.n_computed_ == 2  # nothing remembered between calls either
     assert not any(tmp_path.iterdir())
 
 

@@ -19,25 +19,9 @@ from rich.console import Console
 
 import clio_lite.release as release_module
 from clio_lite.release import NODE_COLUMNS, RELEASE_FILES, SCHEMA_VERSION, ClusterNode, ClusterTree, Release
+from tests.trees import node
 
 PRIVATE_STAGES = {"scrub", "embed", "reduce", "cluster", "privacy", "name", "pipeline", "io", "schema", "audit"}
-
-
-def node(node_id: str, conversations: int, name: str | None = None, users: int | None = None) -> ClusterNode:
-    parent_id = node_id.rsplit(".", 1)[0] if "." in node_id else None
-    return ClusterNode(
-        id=node_id,
-        parent_id=parent_id,
-        depth=node_id.count(".") + 1,
-        name=name or f"Topic {node_id}",
-        description=f"Conversations about topic {node_id}.",
-        keywords=(f"kw{node_id}", "shared"),
-        conversations=conversations,
-        users=users if users is not None else conversations // 2,
-        share_of_parent=0.5,
-        x=float(len(node_id)) / 3,
-        y=-1.25,
-    )
 
 
 def sample_tree() -> ClusterTree:

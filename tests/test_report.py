@@ -21,6 +21,7 @@ import pytest
 from clio_lite.release import SCHEMA_VERSION, ClusterNode, ClusterTree, Release
 from clio_lite.viz import report
 from clio_lite.viz.report import PAYLOAD_FIELDS, render_html, write_html
+from tests.trees import node as tree_node
 
 HOSTILE_NAME = '</script><script>window.pwned = 1</script><!-- <b onmouseover="window.pwned = 2">bold</b>'
 HOSTILE_DESCRIPTION = '<img src="https://example.invalid/x.png" onerror="window.pwned = 3"> & </SCRIPT >'
@@ -29,19 +30,11 @@ PAYLOAD = re.compile(r'<script type="application/json" id="clio-data">(.*?)</scr
 
 def node(node_id: str, conversations: int, users: int, name: str, x: float, y: float, share: float,
          description: str | None = None, keywords: tuple[str, ...] | None = None) -> ClusterNode:
-    parent_id = node_id.rsplit(".", 1)[0] if "." in node_id else None
-    return ClusterNode(
-        id=node_id,
-        parent_id=parent_id,
-        depth=node_id.count(".") + 1,
-        name=name,
+    """A node described and keyworded from its name unless told otherwise."""
+    return tree_node(
+        node_id, conversations, users, name, x, y, share,
         description=description or f"Conversations about {name.lower()}.",
         keywords=keywords or tuple(word.lower() for word in name.replace("·", " ").split()[:3]),
-        conversations=conversations,
-        users=users,
-        share_of_parent=share,
-        x=x,
-        y=y,
     )
 
 

@@ -17,28 +17,11 @@ import clio_lite.viz as viz
 from clio_lite.release import ClusterNode, ClusterTree, Release
 from clio_lite.viz import plot_icicle, plot_map, plot_sunburst, plot_treemap
 from clio_lite.viz.plots import ALL_ID, LABEL_CHARS
+from tests.trees import node
 
 PRIVATE_STAGES = {"scrub", "embed", "reduce", "cluster", "privacy", "name", "pipeline", "io", "schema", "audit"}
 HIERARCHY_PLOTS = [plot_icicle, plot_sunburst, plot_treemap]
 TRACE_TYPES = {plot_icicle: go.Icicle, plot_sunburst: go.Sunburst, plot_treemap: go.Treemap}
-
-
-def node(node_id: str, conversations: int, users: int | None = None, name: str | None = None,
-         x: float = 0.0, y: float = 0.0, share: float = 0.5) -> ClusterNode:
-    parent_id = node_id.rsplit(".", 1)[0] if "." in node_id else None
-    return ClusterNode(
-        id=node_id,
-        parent_id=parent_id,
-        depth=node_id.count(".") + 1,
-        name=name or f"Topic {node_id}",
-        description=f"Conversations about topic {node_id}.",
-        keywords=(f"kw{node_id}", "shared"),
-        conversations=conversations,
-        users=users if users is not None else conversations // 2,
-        share_of_parent=share,
-        x=x,
-        y=y,
-    )
 
 
 def sample_tree() -> ClusterTree:
