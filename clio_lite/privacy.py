@@ -110,3 +110,62 @@ def _suppress_subtree(node: int, children: list[list[int]], released: np.ndarray
     for child in children[node]:
         if released[child]:
             _suppress_subtree(child, children, released, reasons, "its parent is suppressed")
+
+
+OTHER = "other"
+
+
+def breakdown(
+    values: list, user_codes: np.ndarray, min_users: int, other: str = OTHER
+) -> dict[str, int]:
+    """A k-supported breakdown of one node's conversations by a facet: value → conversations.
+
+    A value is shown only if at least ``min_users`` distinct users had it; the others are pooled into ``other``.
+    Like a parent's remainder, ``other`` can be computed by subtraction from the node's total, so it must itself be
+    empty or reach ``min_users`` distinct users: while it does not, the smallest shown value joins it. If what is
+    left of ``other`` is still too small (nothing more to fold), it is dropped and the whole breakdown is withheld,
+    since the shown cells alone would let a reader compute it. ``None`` values count as ``other``.
+
+    Parameters
+    ----------
+    values : list
+        The facet's value for each of the node's conversations (``str(value)`` is shown).
+    user_codes : np.ndarray of int
+        The user of each of those conversations.
+
+    Returns
+    -------
+    dict of str to int
+        Shown values and ``other``, largest first (ties by value); empty if nothing can be shown.
+
+    Examples
+    --------
+    >>> breakdown(["en"] * 3 + ["fr"], np.array([0, 1, 2, 3]), min_users=2)
+    {}
+    >>> breakdown(["en"] * 3 + ["fr"] * 2, np.array([0, 1, 2, 3, 4]), min_users=2)
+    {'en': 3, 'fr': 2}
+    """
+    user_codes = np.asarray(user_codes)
+    if len(values) != len(user_codes):
+        raise ValueError(f"breakdown: {len(values)} values for {len(user_codes)} users")
+    keys = np.array([other if value is None else str(value) for value in values], dtype=object)
+    cells = {}
+    for key in sorted(set(keys) - {other}):
+        mask = keys == key
+        cells[key] = (int(mask.sum()), len(np.unique(user_codes[mask])))
+    shown = {key for key, (_, users) in cells.items() if users >= min_users}
+    while True:
+        rest = ~np.isin(keys, list(shown)) if shown else np.ones(len(keys), dtype=bool)
+        rest_users = len(np.unique(user_codes[rest]))
+        if not rest.any() or rest_users >= min_users:
+            break
+        if not shown:
+            return {}
+        smallest = min(shown, key=lambda key: (cells[key][0], key))
+        shown.discard(smallest)
+    result = {key: cells[key][0] for key in shown}
+    if rest.any():
+        result[other] = int(rest.sum())
+    if not shown:
+        return {}  # a single "other" cell says nothing
+    return dict(sorted(result.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RELEASE_FILES = ("tree.json", "nodes.parquet", "manifest.json")
 NODE_COLUMNS = (
     "id", "parent_id", "depth", "name", "description", "keywords", "conversations", "users", "share_of_parent",
@@ -55,6 +55,9 @@ class ClusterNode:
         ``conversations`` over the parent's (over all released conversations at the top level).
     x, y : float
         The cluster's centre on the 2-D map.
+    facets : dict of str to dict of str to int
+        Per-facet breakdowns of the cluster's conversations: ``{"language": {"en": 120, "other": 30}}``. Only
+        k-supported cells are released (see :func:`clio_lite.privacy.breakdown`); empty when no facet was computed.
     """
 
     id: str
@@ -68,6 +71,7 @@ class ClusterNode:
     share_of_parent: float
     x: float
     y: float
+    facets: dict[str, dict[str, int]] = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         row = asdict(self)
@@ -453,6 +457,8 @@ class Release:
         manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
         tree_doc = json.loads((root / "tree.json").read_text(encoding="utf-8"))
         version = tree_doc.get("schema_version")
+        if version == 1:  # version 2 added per-node facet breakdowns; a version-1 node has none
+            version = SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             raise ValueError(
                 f"{root} was saved with release schema version {version}; this clio_lite reads version "
@@ -464,6 +470,10 @@ class Release:
             for entry in entries:
                 fields = {key: entry[key] for key in NODE_COLUMNS}
                 fields["keywords"] = tuple(fields["keywords"])
+                fields["facets"] = {
+                    str(facet): {str(value): int(count) for value, count in cells.items()}
+                    for facet, cells in entry.get("facets", {}).items()
+                }
                 nodes.append(ClusterNode(**fields))
                 flatten(entry.get("children", []))
 

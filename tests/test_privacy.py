@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clio_lite.cluster import Hierarchy
-from clio_lite.privacy import FOLDED, GateResult, distinct_users, gate
+from clio_lite.privacy import FOLDED, OTHER, GateResult, breakdown, distinct_users, gate
 
 
 def members_of(parent: list[int], assignment: list[int]) -> list[np.ndarray]:
@@ -227,3 +227,40 @@ def test_gate_is_deterministic(inputs) -> None:
     second, _ = run_gate(parent, assignment, users, min_users, min_conv)
     np.testing.assert_array_equal(first.released, second.released)
     assert first.reasons == second.reasons
+
+
+# -- facet breakdowns ---------------------------------------------------------------------------------------------
+
+
+def test_breakdown_pools_rare_values_into_other_and_keeps_other_k_supported():
+    values = ["en"] * 3 + ["fr"] * 2 + ["de", "it"]
+    assert breakdown(values, np.arange(7), min_users=2) == {"en": 3, "fr": 2, OTHER: 2}
+    # "de" alone would be a one-user "other": the smallest shown value joins it.
+    assert breakdown(values[:-1], np.arange(6), min_users=2) == {"en": 3, OTHER: 3}
+
+
+def test_breakdown_counts_distinct_users_not_conversations():
+    # Ten "fr" conversations from one user are one user: not shown.
+    values = ["en"] * 4 + ["fr"] * 10
+    users = np.array([0, 1, 2, 3] + [9] * 10)
+    assert breakdown(values, users, min_users=2) == {}
+    assert breakdown(values, users, min_users=1) == {"fr": 10, "en": 4}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cells=st.lists(st.tuples(st.sampled_from("abcdef"), st.integers(0, 12)), min_size=1, max_size=60),
+    min_users=st.integers(1, 6),
+)
+def test_breakdown_every_cell_and_every_difference_is_k_supported(cells, min_users):
+    values = [value for value, _ in cells]
+    users = np.array([user for _, user in cells])
+    shown = breakdown(values, users, min_users)
+    if not shown:
+        return
+    keys = np.array(values, dtype=object)
+    assert sum(shown.values()) == len(values)  # the cells add up to the node: "other" is explicit
+    for key, count in shown.items():
+        mask = ~np.isin(keys, [k for k in shown if k != OTHER]) if key == OTHER else keys == key
+        assert mask.sum() == count
+        assert len(np.unique(users[mask])) >= min_users, (key, shown)

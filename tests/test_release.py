@@ -136,7 +136,7 @@ def test_to_dict_nests_children_under_their_parents() -> None:
     assert [c["id"] for c in zero["children"][0]["children"]] == ["0.0.0"]
     assert zero["children"][0]["children"][0]["children"] == []
     assert zero["keywords"] == ["kw0", "shared"]
-    assert set(zero) == set(NODE_COLUMNS) | {"children"}
+    assert set(zero) == set(NODE_COLUMNS) | {"children", "facets"}
     json.dumps(nested)  # plain JSON types only
 
 
@@ -453,7 +453,7 @@ def test_to_networkx_has_an_edge_from_each_parent_to_each_child_and_the_node_fie
     assert attributes["name"] == "Café · Crème brûlée"
     assert attributes["conversations"] == 120 and attributes["users"] == 60 and attributes["depth"] == 1
     assert attributes["keywords"] == ["kw0", "shared"]
-    assert set(attributes) == set(NODE_COLUMNS) - {"id", "parent_id"}
+    assert set(attributes) == (set(NODE_COLUMNS) | {"facets"}) - {"id", "parent_id"}
     import networkx
 
     assert networkx.is_forest(graph) and networkx.number_weakly_connected_components(graph) == 2
