@@ -254,7 +254,7 @@ def open_report(browser_context, tmp_path: Path) -> Iterator[Callable[[Release |
         # Anything but the report file itself is refused before it reaches the network.
         page.route(re.compile(r"^(?!file:).*"), lambda route: route.abort())
         page.goto(url)
-        page.wait_for_selector("#status:not(:empty)")
+        page.wait_for_selector(".clio-status:not(:empty)")
         opened.append((page, url, requests, errors))
         return page
 
@@ -272,74 +272,74 @@ def opened(open_report) -> Any:
 
 
 def visible_names(page) -> list[str]:
-    return page.locator("#tree .row:visible .name").all_text_contents()
+    return page.locator(".clio-tree .clio-row:visible .clio-name").all_text_contents()
 
 
 def test_browser_renders_the_tree_with_its_top_level_collapsed(opened) -> None:
     page = opened
     tree = sample_tree()
     assert visible_names(page) == [n.name for n in tree.roots]
-    assert page.locator("#tree .row").count() == len(tree)
-    assert page.locator("#map circle.node").count() == len(tree)
-    assert page.locator("#summary [data-count]").all_text_contents() == [
+    assert page.locator(".clio-tree .clio-row").count() == len(tree)
+    assert page.locator(".clio-map circle.clio-node").count() == len(tree)
+    assert page.locator(".clio-summary [data-count]").all_text_contents() == [
         "read 620", "released 500", "suppressed 64", "unclustered 50", "rejected 6"]
-    assert page.locator("#verdict").text_content() == "audit passed: 0 errors, 1 warnings"
+    assert page.locator(".clio-verdict").text_content() == "audit passed: 0 errors, 1 warnings"
     # The hostile name is text on the page, and none of its markup ran.
     assert page.evaluate("window.pwned") is None
-    assert page.locator("#tree .row[data-id='2'] .name").text_content() == HOSTILE_NAME
+    assert page.locator(".clio-tree .clio-row[data-id='2'] .clio-name").text_content() == HOSTILE_NAME
     # A level's legend entry hides and shows its circles.
-    page.locator("#legend button[data-depth='3']").click()
-    assert page.locator("#map circle.node:visible").count() == len(tree) - 1
-    page.locator("#legend button[data-depth='3']").click()
-    assert page.locator("#map circle.node:visible").count() == len(tree)
+    page.locator(".clio-legend button[data-depth='3']").click()
+    assert page.locator(".clio-map circle.clio-node:visible").count() == len(tree) - 1
+    page.locator(".clio-legend button[data-depth='3']").click()
+    assert page.locator(".clio-map circle.clio-node:visible").count() == len(tree)
 
 
 def test_browser_shows_a_failed_audit_an_unaudited_release_and_a_bare_tree(open_report) -> None:
     manifest = sample_manifest()
     manifest["audit"] = {**manifest["audit"], "passed": False, "errors": 2}
     page = open_report(Release(sample_tree(), manifest))
-    assert page.locator("#verdict.failed").text_content() == "audit FAILED: 2 errors, 1 warnings"
+    assert page.locator(".clio-verdict.failed").text_content() == "audit FAILED: 2 errors, 1 warnings"
     del manifest["audit"]
-    assert open_report(Release(sample_tree(), manifest)).locator("#verdict.none").text_content() == "not audited"
+    assert open_report(Release(sample_tree(), manifest)).locator(".clio-verdict.none").text_content() == "not audited"
     page = open_report(sample_tree())
-    assert page.locator("#summary").text_content() == ""
+    assert page.locator(".clio-summary").count() == 0  # nothing to summarise
     assert visible_names(page) == [n.name for n in sample_tree().roots]
     page = open_report(ClusterTree([]))
-    assert page.locator("#tree").text_content() == "No clusters were released."
-    assert page.locator("#status").text_content() == "0 clusters in 0 top-level groups"
+    assert page.locator(".clio-tree").text_content() == "No clusters were released."
+    assert page.locator(".clio-status").text_content() == "0 clusters in 0 top-level groups"
 
 
 def test_browser_expands_a_node_and_searches(opened) -> None:
     page = opened
-    page.locator("#tree .row[data-id='0'] .caret").click()
+    page.locator(".clio-tree .clio-row[data-id='0'] .clio-caret").click()
     assert visible_names(page) == ["Python · Pandas", "Pandas · Merge errors", "Plotting · Matplotlib",
                                    "Travel · Flights", HOSTILE_NAME]
-    page.fill("#search", "airline")
+    page.fill(".clio-search", "airline")
     # The match and its ancestors stay; everything else is hidden, in the tree and on the map.
     assert visible_names(page) == ["Travel · Flights", "Cheap flights · Airline miles"]
-    assert page.locator("#status").text_content() == "1 of 7 clusters match"
-    assert page.locator("#map circle.node:not(.dim)").count() == 1
-    page.fill("#search", "KEYERROR")  # a word of a description, in another case
+    assert page.locator(".clio-status").text_content() == "1 of 7 clusters match"
+    assert page.locator(".clio-map circle.clio-node:not(.clio-dim)").count() == 1
+    page.fill(".clio-search", "KEYERROR")  # a word of a description, in another case
     assert visible_names(page) == ["Python · Pandas", "Pandas · Merge errors"]
-    page.fill("#search", "")
+    page.fill(".clio-search", "")
     assert visible_names(page) == ["Python · Pandas", "Pandas · Merge errors", "Plotting · Matplotlib",
                                    "Travel · Flights", HOSTILE_NAME]
 
 
 def test_browser_selects_from_the_tree_and_from_the_map(opened, tmp_path: Path) -> None:
     page = opened
-    page.locator("#tree .row[data-id='0']").click()
-    page.locator("#tree .row[data-id='0.0']").click()
-    details = page.locator("#details")
+    page.locator(".clio-tree .clio-row[data-id='0']").click()
+    page.locator(".clio-tree .clio-row[data-id='0.0']").click()
+    details = page.locator(".clio-details")
     assert details.get_attribute("data-id") == "0.0"
     assert "Fixing KeyError and duplicate rows when merging two dataframes." in details.text_content()
-    assert "merge" in details.locator(".keywords").text_content()
-    assert page.locator("#ring").get_attribute("data-id") == "0.0"  # the tree's selection is ringed on the map
+    assert "merge" in details.locator(".clio-keywords").text_content()
+    assert page.locator(".clio-ring").get_attribute("data-id") == "0.0"  # the tree's selection is ringed on the map
 
-    page.locator("#map circle.node[data-id='1.0']").click()
+    page.locator(".clio-map circle.clio-node[data-id='1.0']").click()
     assert details.get_attribute("data-id") == "1.0"
     assert details.locator("h2").text_content() == "Cheap flights · Airline miles"
-    assert page.locator("#tree .row.selected").get_attribute("data-id") == "1.0"
+    assert page.locator(".clio-tree .clio-row.clio-selected").get_attribute("data-id") == "1.0"
     assert visible_names(page)[-2:] == ["Cheap flights · Airline miles", HOSTILE_NAME]  # its parent opened
 
     screenshot = tmp_path / "report.png"
