@@ -328,11 +328,71 @@ class ClusterTree:
             add(top, root)
         return top
 
-    def show(self, max_depth: int | None = None) -> None:
-        """Print the tree (in a terminal or a notebook cell)."""
+    def show(self, max_depth: int | None = None, widget: bool | None = None) -> None:
+        """Show the tree: the interactive explorer in a notebook, a printed tree elsewhere.
+
+        In Jupyter, JupyterLab or VS Code (an IPython kernel) with anywidget installed, this displays a
+        :class:`~clio_lite.viz.widget.ClusterExplorer`: the collapsible tree, a search box, a details panel with
+        keywords and facet breakdowns, and the 2-D map. In a terminal, or with ``widget=False``, it prints the tree
+        with rich.
+
+        Parameters
+        ----------
+        max_depth : int, optional
+            Printed: the levels to print (all by default). In the explorer: the levels shown open (the top level
+            only by default).
+        widget : bool, optional
+            ``None`` chooses as above; ``True`` always displays the explorer (anywidget must be installed);
+            ``False`` always prints.
+
+        Examples
+        --------
+        >>> tree.show(max_depth=2)  # doctest: +SKIP
+        """
+        if widget or (widget is None and _in_notebook() and _has_anywidget()):
+            from IPython.display import display
+
+            display(self.explore(open_depth=max_depth or 1))
+            return
         from rich.console import Console
 
         Console().print(self.render(max_depth))
+
+    def explore(self, open_depth: int = 1, height: int = 520) -> Any:
+        """The interactive notebook explorer of this tree, to display or script; see :meth:`show`.
+
+        Parameters
+        ----------
+        open_depth : int
+            Levels shown when it opens (1: the top-level clusters).
+        height : int
+            The tree panel's maximum height, in pixels.
+
+        Returns
+        -------
+        clio_lite.viz.widget.ClusterExplorer
+            Its ``selected``, ``search`` and ``color_by`` follow the clicks in the notebook, and setting them moves
+            the view.
+
+        Examples
+        --------
+        >>> explorer = tree.explore()                  # doctest: +SKIP
+        >>> explorer.search = "pandas"                 # doctest: +SKIP
+        """
+        from .viz.widget import ClusterExplorer
+
+        return ClusterExplorer(self, open_depth=open_depth, height=height)
+
+    def plot_facets(self, node_id: str, facet: str, compare: bool = True) -> go.Figure:
+        """A bar chart of one cluster's breakdown by a facet; see :func:`clio_lite.viz.plot_facets`.
+
+        Examples
+        --------
+        >>> tree.plot_facets("0", "language").show()  # doctest: +SKIP
+        """
+        from .viz import plot_facets
+
+        return plot_facets(self, node_id, facet, compare=compare)
 
     def __repr__(self) -> str:
         return f"ClusterTree({len(self)} nodes, {self.depth} levels)"
@@ -418,6 +478,35 @@ class Release:
                 shutil.rmtree(staging)
         return target
 
+    def show(self, max_depth: int | None = None, widget: bool | None = None) -> None:
+        """Show the release's tree: the explorer in a notebook (with the counts and audit verdict), else printed.
+
+        Takes the parameters of :meth:`ClusterTree.show`.
+
+        Examples
+        --------
+        >>> release.show()  # doctest: +SKIP
+        """
+        if widget or (widget is None and _in_notebook() and _has_anywidget()):
+            from IPython.display import display
+
+            display(self.explore(open_depth=max_depth or 1))
+            return
+        self.tree.show(max_depth, widget=False)
+
+    def explore(self, open_depth: int = 1, height: int = 520) -> Any:
+        """The notebook explorer of the release: its tree, with the manifest's counts and audit verdict on top.
+
+        Takes the parameters of :meth:`ClusterTree.explore`.
+
+        Examples
+        --------
+        >>> release.explore(open_depth=2)  # doctest: +SKIP
+        """
+        from .viz.widget import ClusterExplorer
+
+        return ClusterExplorer(self, open_depth=open_depth, height=height)
+
     def to_html(self, path: str | os.PathLike, title: str | None = None) -> Path:
         """Write a single self-contained HTML report: the tree, a search box, a details panel and the 2-D map.
 
@@ -486,6 +575,21 @@ class Release:
             f"Release({len(self.tree)} clusters in {self.tree.depth} levels; "
             f"{counts.get('released', 0):,} of {counts.get('read', 0):,} conversations released)"
         )
+
+
+def _in_notebook() -> bool:
+    """Whether this runs in an IPython kernel (Jupyter, JupyterLab, VS Code, Colab), which can display widgets."""
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def _has_anywidget() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("anywidget") is not None
 
 
 def _dumps(document: Any) -> str:

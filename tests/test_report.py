@@ -6,12 +6,8 @@ import ast
 import base64
 import hashlib
 import json
-import os
 import re
-import shutil
-import struct
 import sys
-import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +18,9 @@ from clio_lite.release import SCHEMA_VERSION, ClusterNode, ClusterTree, Release
 from clio_lite.viz import report
 from clio_lite.viz.report import PAYLOAD_FIELDS, render_html, write_html
 from tests.trees import node as tree_node
+from tests.views import PageWatch, browser_context, demo_release, distinct_colours, large_tree, save_screenshot
+
+__all__ = ["browser_context"]  # a fixture, shared with the other view tests
 
 HOSTILE_NAME = '</script><script>window.pwned = 1</script><!-- <b onmouseover="window.pwned = 2">bold</b>'
 HOSTILE_DESCRIPTION = '<img src="https://example.invalid/x.png" onerror="window.pwned = 3"> & </SCRIPT >'
@@ -214,55 +213,25 @@ def test_report_module_imports_only_the_release_and_the_standard_library() -> No
 # In a real browser: Debian's chromium driven by Playwright, with the network off
 # ----------------------------------------------------------------------------------------------------------
 
-CHROMIUM = os.environ.get("CLIO_LITE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser_context(tmp_path_factory) -> Iterator[Any]:
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="the browser test needs Playwright: pip install playwright (no browser download)"
-    )
-    if CHROMIUM is None:
-        pytest.skip("the browser test needs Chromium: apt-get install chromium (or set CLIO_LITE_CHROMIUM)")
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_FLAGS, viewport={"width": 1280, "height": 800},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
-
-
 @pytest.fixture
 def open_report(browser_context, tmp_path: Path) -> Iterator[Callable[[Release | ClusterTree], Any]]:
     """Opens a release's report in a fresh page; at the end, checks that no page made a request or met an error."""
-    opened: list[tuple[Any, str, list[str], list[str]]] = []
+    opened: list[tuple[PageWatch, str]] = []
 
     def open_page(release: Release | ClusterTree) -> Any:
         path = release.to_html(tmp_path / f"report-{len(opened)}.html")
         url = path.resolve().as_uri()
-        requests: list[str] = []
-        errors: list[str] = []
-        page = browser_context.new_page()
-        page.on("request", lambda request: requests.append(request.url))
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-        # Anything but the report file itself is refused before it reaches the network.
-        page.route(re.compile(r"^(?!file:).*"), lambda route: route.abort())
-        page.goto(url)
-        page.wait_for_selector(".clio-status:not(:empty)")
-        opened.append((page, url, requests, errors))
-        return page
+        watch = PageWatch(browser_context)
+        watch.page.goto(url)
+        watch.page.wait_for_selector(".clio-status:not(:empty)")
+        opened.append((watch, url))
+        return watch.page
 
     yield open_page
-    for page, url, requests, errors in opened:
-        assert errors == [], f"the report met errors: {errors}"
-        assert requests == [url], f"the report made requests: {requests}"
-        page.close()
+    for watch, url in opened:
+        assert watch.errors == [], f"the report met errors: {watch.errors}"
+        assert watch.requests == [url], f"the report made requests: {watch.requests}"
+        watch.page.close()
 
 
 @pytest.fixture
@@ -347,36 +316,82 @@ def test_browser_selects_from_the_tree_and_from_the_map(opened, tmp_path: Path) 
     assert distinct_colours(screenshot.read_bytes()) > 20, "the screenshot looks blank"
 
 
-def distinct_colours(png: bytes) -> int:
-    """How many different pixel colours an 8-bit RGB or RGBA, non-interlaced PNG (as Chromium writes) holds."""
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    position, idat, header = 8, b"", b""
-    while position < len(png):
-        length, kind = struct.unpack(">I4s", png[position:position + 8])
-        chunk = png[position + 8:position + 8 + length]
-        header = chunk if kind == b"IHDR" else header
-        idat += chunk if kind == b"IDAT" else b""
-        position += 12 + length
-    width, height, bit_depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", header)
-    assert bit_depth == 8 and colour_type in (2, 6) and interlace == 0
-    channels = 3 if colour_type == 2 else 4
-    raw, stride = zlib.decompress(idat), width * channels
-    previous, colours = bytearray(stride), set()
-    for row in range(height):
-        kind, line = raw[row * (stride + 1)], bytearray(raw[row * (stride + 1) + 1:(row + 1) * (stride + 1)])
-        for i in range(stride):
-            left = line[i - channels] if i >= channels else 0
-            up, up_left = previous[i], previous[i - channels] if i >= channels else 0
-            if kind == 1:
-                line[i] = (line[i] + left) & 255
-            elif kind == 2:
-                line[i] = (line[i] + up) & 255
-            elif kind == 3:
-                line[i] = (line[i] + (left + up) // 2) & 255
-            elif kind == 4:
-                guess = left + up - up_left
-                best = min((abs(guess - left), 0, left), (abs(guess - up), 1, up), (abs(guess - up_left), 2, up_left))
-                line[i] = (line[i] + best[2]) & 255
-        colours.update(bytes(line[i:i + channels]) for i in range(0, stride, channels * 7))  # every 7th pixel
-        previous = line
-    return len(colours)
+def test_browser_details_show_each_facet_as_bars_and_the_map_colours_by_a_facet_share(open_report) -> None:
+    release = demo_release()
+    page = open_report(release)
+    target = release.tree["0.0"]
+    page.locator(".clio-tree .clio-row[data-id='0'] .clio-caret").click()
+    page.locator(".clio-tree .clio-row[data-id='0.0']").click()
+    for facet, cells in target.facets.items():
+        bars = page.locator(f".clio-details .clio-facet[data-facet='{facet}'] .clio-bar")
+        expected = sorted(cells, key=lambda v: (v == "other", -cells[v], v))  # largest first, "other" last
+        assert bars.evaluate_all("bars => bars.map(b => b.dataset.value)") == expected
+        total = sum(cells.values())
+        widths = bars.evaluate_all("bars => bars.map(b => parseFloat(b.querySelector('i').style.width))")
+        assert widths == pytest.approx([100 * cells[v] / total for v in expected], abs=0.06)
+        assert f"{cells[expected[0]]:,}" in bars.first.text_content()
+    # Colour by the share of Spanish: the map's fills follow that share, darkest where it is lowest.
+    page.locator(".clio-colour").select_option("facet:language=es")
+    fills = page.locator(".clio-map circle.clio-node").evaluate_all(
+        "cs => Object.fromEntries(cs.map(c => [c.dataset.id, c.getAttribute('fill')]))")
+    share = {n.id: n.facets["language"]["es"] / n.conversations for n in release.tree}
+    lowest, highest = min(share, key=share.get), max(share, key=share.get)
+    assert fills[lowest] == "rgb(68,1,84)" and fills[highest] == "rgb(253,231,37)"
+    assert len(set(fills.values())) > 10
+    assert "%" in page.locator(".clio-scale").text_content()
+    page.locator(".clio-colour").select_option("depth")
+    assert page.locator(".clio-scale").text_content() == ""
+
+
+def test_browser_colours_nodes_without_a_breakdown_as_no_data(open_report) -> None:
+    nodes = [*sample_tree()]
+    nodes[0] = ClusterNode(**{**nodes[0].to_dict(), "keywords": nodes[0].keywords,
+                              "facets": {"language": {"en": 200, "other": 100}}})
+    page = open_report(ClusterTree(nodes))
+    page.locator(".clio-colour").select_option("facet:language=other")
+    fills = page.locator(".clio-map circle.clio-node").evaluate_all("cs => cs.map(c => c.getAttribute('fill'))")
+    assert fills.count("#cbd2d9") == len(nodes) - 1
+    assert "no breakdown" in page.locator(".clio-scale").text_content()
+
+
+def test_browser_screenshots_of_each_view(open_report, tmp_path: Path) -> None:
+    """The pictures in docs/views/: the whole report, the tree, the map coloured by a facet, the details panel."""
+    page = open_report(demo_release())
+    page.set_viewport_size({"width": 1280, "height": 860})
+    page.locator(".clio-tree .clio-row[data-id='0'] .clio-caret").click()
+    page.locator(".clio-tree .clio-row[data-id='0.0']").click()
+    page.locator(".clio-tree .clio-row[data-id='2'] .clio-caret").click()
+    save_screenshot(page, "report.png", tmp_path, full_page=True)
+    save_screenshot(page.locator(".clio-details"), "details.png", tmp_path)
+    page.fill(".clio-search", "flights")
+    save_screenshot(page.locator(".clio-left"), "tree-search.png", tmp_path)
+    page.fill(".clio-search", "")
+    save_screenshot(page.locator(".clio-left"), "tree.png", tmp_path)
+    page.locator(".clio-colour").select_option("facet:language=en")
+    save_screenshot(page.locator(".clio-map-panel"), "map.png", tmp_path)
+
+
+def test_browser_a_5000_node_report_renders_every_node_expands_and_searches(open_report) -> None:
+    tree = large_tree()
+    assert len(tree) >= 5000
+    page = open_report(tree)
+    # Every node is in the page: a row in the tree and a circle on the map, the top level showing.
+    assert page.locator(".clio-tree .clio-row").count() == len(tree)
+    assert page.locator(".clio-map circle.clio-node").count() == len(tree)
+    assert page.locator(".clio-tree .clio-row:visible").count() == len(tree.roots)
+    page.locator(".clio-tree .clio-row[data-id='7'] .clio-caret").click()
+    assert page.locator(".clio-tree .clio-row:visible").count() == len(tree.roots) + len(tree.children("7"))
+    # A deep node is found by a keyword only it has; it shows with its ancestors, and can be selected.
+    page.fill(".clio-search", "id13.11.4")
+    assert visible_names(page) == [tree["13"].name, tree["13.11"].name, tree["13.11.4"].name]
+    assert page.locator(".clio-status").text_content() == f"1 of {len(tree):,} clusters match"
+    page.locator(".clio-tree .clio-row[data-id='13.11.4']").click()
+    assert page.locator(".clio-details").get_attribute("data-id") == "13.11.4"
+    # Still responsive: a script call returns, and every node can be reached by opening all of them.
+    opened = page.evaluate("""() => {
+      document.querySelector('.clio-search').value = '';
+      document.querySelector('.clio-search').dispatchEvent(new Event('input'));
+      document.querySelectorAll('.clio-tree li.clio-collapsed').forEach((li) => li.classList.remove('clio-collapsed'));
+      return Array.from(document.querySelectorAll('.clio-tree .clio-row')).filter((r) => r.offsetParent).length;
+    }""")
+    assert opened == len(tree)

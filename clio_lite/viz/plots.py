@@ -195,6 +195,91 @@ def plot_map(
     return figure
 
 
+def plot_facets(tree: ClusterTree | Release, node_id: str, facet: str, compare: bool = True) -> go.Figure:
+    """A bar chart of one cluster's breakdown by a facet: each released value's share of its conversations.
+
+    Parameters
+    ----------
+    tree : ClusterTree or Release
+        The released clusters.
+    node_id : str
+        The cluster to show.
+    facet : str
+        A facet the release carries (``node.facets``' keys, e.g. ``"language"``).
+    compare : bool
+        Also draw the same values' shares in the cluster's parent (for a top-level cluster, in all released
+        clusters together), so what is distinctive about the cluster stands out.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Horizontal bars, one per released value, largest first and the pooled ``"other"`` last; the bar text is the
+        share, the hover adds the count. Only released, k-supported cells are drawn: there is nothing else.
+
+    Examples
+    --------
+    >>> plot_facets(release.tree, "0", "language").show()  # doctest: +SKIP
+    """
+    go = _plotly()
+    tree = _as_tree(tree)
+    if node_id not in {node.id for node in tree.nodes}:
+        raise KeyError(f"No released cluster has the id {node_id!r}.")
+    node = tree[node_id]
+    if facet not in node.facets:
+        known = sorted({name for other in tree.nodes for name in other.facets})
+        raise ValueError(
+            f"Cluster {node_id!r} has no {facet!r} breakdown; "
+            + (f"the release's facets are {', '.join(map(repr, known))}." if known
+               else "this release carries no facet breakdowns (fit with facets to get them).")
+        )
+    cells = _ordered_cells(node.facets[facet])
+    values = [value for value, _ in cells]
+    total = sum(count for _, count in cells) or 1
+    labels = [_label(value) for value in values]
+    figure = go.Figure()
+    if compare:
+        if node.parent_id is None:
+            reference, name = _summed(root.facets.get(facet, {}) for root in tree.roots), "all released clusters"
+        else:
+            reference, name = tree[node.parent_id].facets.get(facet, {}), "parent: " + _label(tree[node.parent_id].name)
+        reference_total = sum(reference.values()) or 1
+        figure.add_trace(go.Bar(
+            y=labels, x=[reference.get(value, 0) / reference_total for value in values], orientation="h",
+            name=name, marker={"color": "#bcccdc"},
+            customdata=[reference.get(value, 0) for value in values],
+            hovertemplate="%{y}: %{x:.1%} (%{customdata:,} conversations)<extra>" + name + "</extra>",
+        ))
+    figure.add_trace(go.Bar(
+        y=labels, x=[count / total for _, count in cells], orientation="h", name=_label(node.name),
+        marker={"color": "#4e79a7"}, text=[f"{count / total:.0%}" for _, count in cells], textposition="outside",
+        customdata=[count for _, count in cells],
+        hovertemplate="%{y}: %{x:.1%} (%{customdata:,} conversations)<extra></extra>",
+    ))
+    figure.update_layout(
+        title={"text": f"{_label(node.name)}: {html.escape(facet, quote=False)}"},
+        barmode="group",
+        xaxis={"tickformat": ".0%", "title": {"text": "share of conversations"}, "rangemode": "tozero"},
+        yaxis={"autorange": "reversed", "automargin": True},
+        height=max(260, 120 + len(cells) * (44 if compare else 26)),
+        margin={"l": 10, "r": 30, "t": 50, "b": 40}, plot_bgcolor="white",
+        legend={"orientation": "h", "y": -0.2, "traceorder": "reversed"},
+    )
+    return figure
+
+
+def _ordered_cells(cells: Mapping[str, int]) -> list[tuple[str, int]]:
+    """Largest first, ties by value, the pooled ``"other"`` last (as the explorer's bars)."""
+    return sorted(cells.items(), key=lambda item: (item[0] == "other", -item[1], item[0]))
+
+
+def _summed(breakdowns: Any) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for cells in breakdowns:
+        for value, count in cells.items():
+            total[value] = total.get(value, 0) + count
+    return total
+
+
 def _hierarchy_figure(
     trace_type: Any, tree: ClusterTree | Release, max_depth: int | None, color: Color, options: dict[str, Any]
 ) -> go.Figure:

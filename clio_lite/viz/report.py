@@ -6,8 +6,9 @@ files the notebook widget (:mod:`clio_lite.viz.widget`) runs: one source for bot
 The report is one file that opens in any browser with no server and no network: the styles, the script and the
 data are inline, and a ``Content-Security-Policy`` in the page forbids every fetch (no script, stylesheet, font,
 image or connection from anywhere), so it can be sent to someone without Python. Only the release goes in: each
-node's fields (facet breakdowns included) and the manifest's counts, thresholds, config hash and audit verdict. This module imports nothing but
-:mod:`clio_lite.release` and the standard library, so it cannot reach conversation text.
+node's fields (facet breakdowns included) and the manifest's counts, thresholds, config hash and audit verdict.
+This module imports nothing but :mod:`clio_lite.release` and the standard library, so it cannot reach
+conversation text.
 
 The data is JSON in a ``<script type="application/json">`` element with ``<``, ``>``, ``&`` and the two JavaScript
 line separators written as ``\\uXXXX`` escapes, so no name or description can close the element or open a tag; the

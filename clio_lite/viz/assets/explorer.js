@@ -192,12 +192,14 @@ function clioExplorer(root, data, options) {
   const boxes = [];
   roots.filter((n) => circles.has(n.id)).slice(0, 20).forEach((n) => {
     const text = n.name.length > 32 ? n.name.slice(0, 31) + "\u2026" : n.name;
-    const w = text.length * LABEL_PX, b = {x: n.cx - w / 2, y: n.cy - n.r - 3 - LABEL_H, width: w, height: LABEL_H};
+    // Above the circle, or below it where the top edge would cut the name off.
+    const above = n.cy - n.r - 3 - LABEL_H >= 0, baseline = above ? n.cy - n.r - 3 : n.cy + n.r + LABEL_H;
+    const w = text.length * LABEL_PX, b = {x: n.cx - w / 2, y: baseline - LABEL_H, width: w, height: LABEL_H};
     if (boxes.some((o) => b.x < o.x + o.width && o.x < b.x + b.width && b.y < o.y + o.height && o.y < b.y + b.height)) {
       return;
     }
     boxes.push(b);
-    const label = svg("text", {"class": "clio-label", x: n.cx.toFixed(1), y: (n.cy - n.r - 3).toFixed(1),
+    const label = svg("text", {"class": "clio-label", x: n.cx.toFixed(1), y: baseline.toFixed(1),
       "text-anchor": "middle"});
     label.textContent = text;
     map.append(label);
