@@ -232,7 +232,9 @@ class ClusterTree:
                 graph.add_edge(node.parent_id, node.id)
         return graph
 
-    def plot_icicle(self, max_depth: int | None = None, color: str | Mapping[str, float] | None = None) -> go.Figure:
+    def plot_icicle(
+        self, max_depth: int | str | None = "auto", color: str | Mapping[str, float] | None = None
+    ) -> go.Figure:
         """An icicle plot of the tree; see :func:`clio_lite.viz.plot_icicle`.
 
         Examples
@@ -243,7 +245,9 @@ class ClusterTree:
 
         return plot_icicle(self, max_depth=max_depth, color=color)
 
-    def plot_sunburst(self, max_depth: int | None = None, color: str | Mapping[str, float] | None = None) -> go.Figure:
+    def plot_sunburst(
+        self, max_depth: int | str | None = "auto", color: str | Mapping[str, float] | None = None
+    ) -> go.Figure:
         """A sunburst plot of the tree; see :func:`clio_lite.viz.plot_sunburst`.
 
         Examples
@@ -254,7 +258,9 @@ class ClusterTree:
 
         return plot_sunburst(self, max_depth=max_depth, color=color)
 
-    def plot_treemap(self, max_depth: int | None = None, color: str | Mapping[str, float] | None = None) -> go.Figure:
+    def plot_treemap(
+        self, max_depth: int | str | None = "auto", color: str | Mapping[str, float] | None = None
+    ) -> go.Figure:
         """A treemap of the tree; see :func:`clio_lite.viz.plot_treemap`.
 
         Examples
@@ -269,7 +275,7 @@ class ClusterTree:
         self,
         color: str | Mapping[str, float] | None = "depth",
         size: str | None = "users",
-        max_depth: int | None = None,
+        max_depth: int | str | None = "auto",
     ) -> go.Figure:
         """The clusters on the 2-D map, sized by users; see :func:`clio_lite.viz.plot_map`.
 

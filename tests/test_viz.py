@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import os
 import re
 import sys
 import time
@@ -15,9 +16,12 @@ import pytest
 
 import clio_lite.viz as viz
 from clio_lite.release import ClusterNode, ClusterTree, Release
-from clio_lite.viz import plot_icicle, plot_map, plot_sunburst, plot_treemap
-from clio_lite.viz.plots import ALL_ID, LABEL_CHARS
+from clio_lite.viz import plot_facets, plot_icicle, plot_map, plot_sunburst, plot_treemap
+from clio_lite.viz.plots import ALL_ID, AUTO_MAX_CLUSTERS, LABEL_CHARS
 from tests.trees import node
+from tests.views import PageWatch, browser_context, demo_release, save_screenshot
+
+__all__ = ["browser_context"]  # the shared Chromium fixture
 
 PRIVATE_STAGES = {"scrub", "embed", "reduce", "cluster", "privacy", "name", "pipeline", "io", "schema", "audit"}
 HIERARCHY_PLOTS = [plot_icicle, plot_sunburst, plot_treemap]
@@ -135,14 +139,15 @@ def test_names_are_escaped_so_markup_in_a_name_is_shown_not_interpreted() -> Non
 
 @pytest.mark.parametrize("plot", HIERARCHY_PLOTS)
 def test_max_depth_becomes_plotly_maxdepth_counting_the_root(plot: Callable) -> None:
-    assert plot(sample_tree()).data[0].maxdepth == -1
+    assert plot(sample_tree()).data[0].maxdepth == -1  # "auto": a small tree is drawn whole
+    assert plot(sample_tree(), max_depth=None).data[0].maxdepth == -1
     assert plot(sample_tree(), max_depth=1).data[0].maxdepth == 2
     assert plot(sample_tree(), max_depth=2).data[0].maxdepth == 3
     # Every node is still in the trace: clicking a cluster drills down to the levels below it.
     assert len(plot(sample_tree(), max_depth=1).data[0].ids) == 7
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True, "all"])
 def test_max_depth_must_be_a_positive_int(bad: object) -> None:
     with pytest.raises(ValueError, match="max_depth"):
         plot_icicle(sample_tree(), max_depth=bad)
@@ -266,6 +271,36 @@ def test_a_tree_of_2500_nodes_builds_every_figure_quickly() -> None:
     assert len(all_markers(figures[3], "ids")) == 110
 
 
+@pytest.mark.parametrize("plot", HIERARCHY_PLOTS)
+def test_a_large_tree_draws_as_many_levels_as_stay_readable_by_default(plot: Callable) -> None:
+    tree = synthetic_tree()  # 10 + 100 + 2,400 clusters
+    assert 110 <= AUTO_MAX_CLUSTERS < 2510
+    trace = plot(tree).data[0]
+    assert trace.maxdepth == 3 and len(trace.ids) == 2511  # two levels (and the root) drawn; all a click away
+    assert plot(tree, max_depth=None).data[0].maxdepth == -1
+    assert plot(synthetic_tree(roots=400, children=1, grandchildren=1)).data[0].maxdepth == 2  # one level at least
+
+
+def test_a_large_map_shows_the_readable_levels_and_keeps_the_rest_in_the_legend() -> None:
+    figure = plot_map(synthetic_tree())
+    assert [(trace.name, trace.visible) for trace in figure.data] == [
+        ("level 1", True), ("level 2", True), ("level 3", "legendonly")]
+    assert len(all_markers(figure, "ids")) == 2510
+    assert {trace.visible for trace in plot_map(synthetic_tree(), max_depth=None).data} == {True}
+
+
+def test_map_labels_that_would_overlap_are_left_to_the_hover() -> None:
+    tree = ClusterTree([
+        node("0", 100, users=90, name="Travel · Flights", x=0.0, y=0.0),
+        node("1", 80, users=50, name="Travel · Hotels", x=0.05, y=0.01),  # almost on top of "0"
+        node("2", 60, users=40, name="Cooking · Bread", x=10.0, y=5.0),
+    ])
+    figure = plot_map(tree)
+    labels = dict(zip(figure.data[0].ids, figure.data[0].text, strict=True))
+    assert labels == {"0": "Travel · Flights", "1": "", "2": "Cooking · Bread"}
+    assert "Travel · Hotels" in figure.data[0].hovertext[1]
+
+
 def test_html_export_is_self_contained_for_offline_use() -> None:
     html = plot_sunburst(sample_tree()).to_html(include_plotlyjs=True, full_html=True)
     assert "Topic 0.0.0" in html
@@ -282,6 +317,92 @@ def test_missing_plotly_names_the_extra_to_install(monkeypatch: pytest.MonkeyPat
             plot(sample_tree())
     with pytest.raises(ImportError, match=re.escape("clio_lite[viz]")):
         sample_tree().plot_treemap()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Facet breakdowns
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_plot_facets_draws_each_released_value_as_a_share_against_the_parent() -> None:
+    tree = demo_release().tree
+    child, parent = tree["0.1"], tree["0"]
+    figure = plot_facets(tree, "0.1", "language")
+    compared, shown = figure.data
+    cells = child.facets["language"]
+    order = sorted(cells, key=lambda v: (v == "other", -cells[v], v))
+    assert list(shown.y) == order and order[-1] == "other"
+    assert list(shown.x) == pytest.approx([cells[v] / sum(cells.values()) for v in order])
+    assert list(shown.customdata) == [cells[v] for v in order]
+    assert list(compared.y) == order and compared.name.startswith("parent: ")
+    parent_cells = parent.facets["language"]
+    assert list(compared.x) == pytest.approx([parent_cells[v] / sum(parent_cells.values()) for v in order])
+    assert shown.orientation == "h" and figure.layout.xaxis.tickformat == ".0%"
+
+
+def test_plot_facets_of_a_top_level_cluster_compares_with_all_released_clusters() -> None:
+    tree = demo_release().tree
+    compared, _ = tree.plot_facets("3", "turns").data
+    totals = {v: sum(root.facets["turns"][v] for root in tree.roots) for v in tree["3"].facets["turns"]}
+    assert compared.name == "all released clusters"
+    assert dict(zip(compared.y, compared.x, strict=True)) == pytest.approx(
+        {v: count / sum(totals.values()) for v, count in totals.items()})
+    assert len(plot_facets(tree, "3", "turns", compare=False).data) == 1
+
+
+def test_plot_facets_names_what_is_missing() -> None:
+    with pytest.raises(KeyError, match="'7.7'"):
+        plot_facets(demo_release().tree, "7.7", "language")
+    with pytest.raises(ValueError, match="release's facets are 'language', 'turns'"):
+        plot_facets(demo_release().tree, "0", "sentiment")
+    with pytest.raises(ValueError, match="carries no facet breakdowns"):
+        plot_facets(sample_tree(), "0", "language")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Screenshots of the plots and of the terminal view, in Chromium
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_screenshots_of_the_plots(browser_context, tmp_path: Path) -> None:
+    import plotly.offline
+
+    tree = demo_release().tree
+    (tmp_path / "plotly.min.js").write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
+    figures = {
+        "plot-treemap.png": tree.plot_treemap(max_depth=2), "plot-sunburst.png": tree.plot_sunburst(),
+        "plot-icicle.png": tree.plot_icicle(max_depth=2, color="share"), "plot-map.png": tree.plot_map(),
+        "plot-facets.png": tree.plot_facets("0.0", "language"),
+    }
+    watch = PageWatch(browser_context)
+    watch.page.set_viewport_size({"width": 900, "height": 560})
+    for name, figure in figures.items():
+        figure.update_layout(width=880, height=540 if name != "plot-facets.png" else 420)
+        path = tmp_path / name.replace(".png", ".html")
+        figure.write_html(path, include_plotlyjs="plotly.min.js", full_html=True)
+        watch.page.goto(path.resolve().as_uri())
+        watch.page.wait_for_selector(".main-svg")
+        save_screenshot(watch.page.locator(".js-plotly-plot"), name, tmp_path)
+    assert watch.errors == [] and watch.remote_requests() == []
+    watch.page.close()
+
+
+def test_screenshot_of_the_terminal_view(browser_context, tmp_path: Path) -> None:
+    from rich.console import Console
+
+    console = Console(record=True, width=100, file=open(os.devnull, "w"))  # noqa: SIM115 - closed by the console
+    console.print(demo_release().tree.render(max_depth=2))
+    # rich's SVG names a web font; the page must fetch nothing, so the system's monospace font draws it.
+    svg = re.sub(r"@font-face\s*{[^}]*}", "", console.export_svg(title="clio-lite show release/ --max-depth 2"))
+    assert "Python · Pandas" in svg.replace("&#160;", " ") and "Dataframe · Merge" in svg.replace("&#160;", " ")
+    page = tmp_path / "terminal.html"
+    page.write_text(f"<!DOCTYPE html><html><body style='margin:0'>{svg}</body></html>", encoding="utf-8")
+    watch = PageWatch(browser_context)
+    watch.page.set_viewport_size({"width": 1240, "height": 900})
+    watch.page.goto(page.resolve().as_uri())
+    save_screenshot(watch.page.locator("svg").first, "terminal.png", tmp_path)
+    assert watch.remote_requests() == []
+    watch.page.close()
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 import textwrap
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -44,18 +45,25 @@ SIZE_FIELDS = ("users", "conversations")
 COLORSCALE = "Viridis"
 
 Color = str | Mapping[str, float] | None
+Depth = int | str | None
+#: With ``max_depth="auto"``, the most clusters a plot draws at once: levels are added while they fit.
+AUTO_MAX_CLUSTERS = 300
+#: The map's assumed drawing area, in pixels, for keeping its top-level labels from overlapping.
+MAP_AREA_PX = (800, 420)
 
 
-def plot_icicle(tree: ClusterTree | Release, max_depth: int | None = None, color: Color = None) -> go.Figure:
+def plot_icicle(tree: ClusterTree | Release, max_depth: Depth = "auto", color: Color = None) -> go.Figure:
     """An icicle plot of the cluster tree: each cluster a bar, its children below it, sized by conversations.
 
     Parameters
     ----------
     tree : ClusterTree or Release
         The released clusters.
-    max_depth : int, optional
+    max_depth : int, "auto" or None
         How many levels of clusters to draw at once (plotly's ``maxdepth``); clicking a cluster drills into it and
-        shows that many levels below it. All levels by default; 2 or 3 keep trees of thousands of nodes readable.
+        shows that many levels below it. ``None`` draws all levels; ``"auto"`` (the default) draws as many levels as
+        hold at most :data:`AUTO_MAX_CLUSTERS` clusters together (at least one), so trees of thousands of nodes stay
+        readable: every node is still in the figure, a click away.
     color : str or mapping, optional
         ``None`` colours each top-level branch in its own colour; ``"depth"``, ``"share"`` (of the parent),
         ``"conversations"`` or ``"users"`` colour by that field on a continuous scale; a mapping from node id to a
@@ -73,7 +81,7 @@ def plot_icicle(tree: ClusterTree | Release, max_depth: int | None = None, color
     return _hierarchy_figure(go.Icicle, tree, max_depth, color, {"tiling": {"orientation": "v"}})
 
 
-def plot_sunburst(tree: ClusterTree | Release, max_depth: int | None = None, color: Color = None) -> go.Figure:
+def plot_sunburst(tree: ClusterTree | Release, max_depth: Depth = "auto", color: Color = None) -> go.Figure:
     """A sunburst of the cluster tree: top-level clusters in the inner ring, their children outside them.
 
     Takes the same parameters as :func:`plot_icicle`.
@@ -90,7 +98,7 @@ def plot_sunburst(tree: ClusterTree | Release, max_depth: int | None = None, col
     return _hierarchy_figure(go.Sunburst, tree, max_depth, color, {"insidetextorientation": "radial"})
 
 
-def plot_treemap(tree: ClusterTree | Release, max_depth: int | None = None, color: Color = None) -> go.Figure:
+def plot_treemap(tree: ClusterTree | Release, max_depth: Depth = "auto", color: Color = None) -> go.Figure:
     """A treemap of the cluster tree: nested rectangles with areas in proportion to conversations.
 
     Takes the same parameters as :func:`plot_icicle`.
@@ -111,7 +119,7 @@ def plot_map(
     tree: ClusterTree | Release,
     color: Color = "depth",
     size: str | None = "users",
-    max_depth: int | None = None,
+    max_depth: Depth = "auto",
 ) -> go.Figure:
     """The clusters at their positions on the 2-D map, sized by users, one legend entry per level.
 
@@ -125,14 +133,17 @@ def plot_map(
         (nodes missing from it take the low end of the scale); ``None`` draws every marker in one colour.
     size : {"users", "conversations"} or None
         What a marker's area is proportional to; ``None`` draws markers of one size.
-    max_depth : int, optional
-        Draw only the clusters down to this level. Click a level in the legend to hide or show it.
+    max_depth : int, "auto" or None
+        Draw only the clusters down to this level; ``None`` draws every level. ``"auto"`` (the default) shows the
+        levels that hold at most :data:`AUTO_MAX_CLUSTERS` clusters together and puts the deeper levels in the
+        legend, hidden: click a level in the legend to show or hide it.
 
     Returns
     -------
     plotly.graph_objects.Figure
-        One scatter trace per level (``name`` ``"level 1"``, ...), markers in walk order, top-level clusters
-        labelled with their names.
+        One scatter trace per level (``name`` ``"level 1"``, ...), markers in walk order. The top-level clusters
+        are labelled with their names, largest first, except where a label would overlap one already placed (its
+        name stays in the hover text).
 
     Examples
     --------
@@ -143,7 +154,9 @@ def plot_map(
     _check_max_depth(max_depth)
     if size is not None and size not in SIZE_FIELDS:
         raise ValueError(f"size must be one of {', '.join(map(repr, SIZE_FIELDS))} or None, not {size!r}.")
-    nodes = [node for node in tree.nodes if max_depth is None or node.depth <= max_depth]
+    shown_depth = _auto_depth(tree) if max_depth == "auto" else max_depth
+    nodes = [node for node in tree.nodes if max_depth in (None, "auto") or node.depth <= max_depth]
+    labels = _unclashed_labels(tree.roots, size or "conversations")
     by_depth: dict[int, list[ClusterNode]] = {}
     for node in nodes:
         by_depth.setdefault(node.depth, []).append(node)
@@ -173,12 +186,13 @@ def plot_map(
                 y=[node.y for node in level],
                 ids=[node.id for node in level],
                 mode="markers+text" if labelled else "markers",
-                text=[_label(node.name) for node in level] if labelled else None,
+                text=[labels.get(node.id, "") for node in level] if labelled else None,
                 textposition="top center",
                 hovertext=[_hover(node) for node in level],
                 hovertemplate="%{hovertext}<extra></extra>",
                 marker=marker,
                 name=f"level {depth}",
+                visible=True if shown_depth is None or depth <= shown_depth else "legendonly",
             )
         )
     layout: dict[str, Any] = {
@@ -281,13 +295,14 @@ def _summed(breakdowns: Any) -> dict[str, int]:
 
 
 def _hierarchy_figure(
-    trace_type: Any, tree: ClusterTree | Release, max_depth: int | None, color: Color, options: dict[str, Any]
+    trace_type: Any, tree: ClusterTree | Release, max_depth: Depth, color: Color, options: dict[str, Any]
 ) -> go.Figure:
     go = _plotly()
     tree = _as_tree(tree)
     _check_max_depth(max_depth)
     if any(node.id == ALL_ID for node in tree.nodes):
         raise ValueError(f"A cluster has the id {ALL_ID!r}, which the plots use for the root above the clusters.")
+    depth = _auto_depth(tree) if max_depth == "auto" else max_depth
     values = _branch_totals(tree)
     total = sum(values[node.id] for node in tree.roots)
     ids = [ALL_ID, *(node.id for node in tree.nodes)]
@@ -311,7 +326,7 @@ def _hierarchy_figure(
         labels=labels,
         values=[total, *(values[node.id] for node in tree.nodes)],
         branchvalues="total",
-        maxdepth=-1 if max_depth is None else max_depth + 1,  # + 1: the "All clusters" root is a level to plotly
+        maxdepth=-1 if depth is None else depth + 1,  # + 1: the "All clusters" root is a level to plotly
         hovertext=hover,
         hovertemplate="%{hovertext}<extra></extra>",
         marker=marker,
@@ -394,9 +409,53 @@ def _as_tree(tree: ClusterTree | Release) -> ClusterTree:
     return tree
 
 
-def _check_max_depth(max_depth: int | None) -> None:
-    if max_depth is not None and (isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1):
-        raise ValueError(f"max_depth must be a positive int or None, not {max_depth!r}.")
+def _check_max_depth(max_depth: Depth) -> None:
+    if max_depth in (None, "auto"):
+        return
+    if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1:
+        raise ValueError(f"max_depth must be a positive int, 'auto' or None, not {max_depth!r}.")
+
+
+def _auto_depth(tree: ClusterTree) -> int | None:
+    """The most levels holding at most AUTO_MAX_CLUSTERS clusters together (at least one); None if all fit."""
+    per_level: dict[int, int] = {}
+    for node in tree.nodes:
+        per_level[node.depth] = per_level.get(node.depth, 0) + 1
+    drawn, depth = 0, 0
+    for level in sorted(per_level):
+        drawn += per_level[level]
+        if drawn > AUTO_MAX_CLUSTERS and depth:
+            return depth
+        depth = level
+    return None
+
+
+def _unclashed_labels(nodes: Sequence[ClusterNode], size: str) -> dict[str, str]:
+    """Map labels for ``nodes``, largest first, leaving out any that would overlap one already placed.
+
+    Positions are scaled to an assumed drawing area of MAP_AREA_PX with labels about 7 px a character and 14 px
+    high, centred above the marker: an estimate (plotly sizes the figure to its container), generous enough that
+    labels that pass do not touch at the usual sizes.
+    """
+    placed = [node for node in nodes if math.isfinite(node.x) and math.isfinite(node.y)]
+    if not placed:
+        return {}
+    xs, ys = [node.x for node in placed], [node.y for node in placed]
+    width, height = MAP_AREA_PX
+    x_span, y_span = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    scale = min(width / x_span, height / y_span)  # the axes share a scale (scaleanchor)
+    boxes: list[tuple[float, float, float, float]] = []
+    labels: dict[str, str] = {}
+    for node in sorted(placed, key=lambda n: -getattr(n, size)):
+        text = _label(node.name)
+        x, y = (node.x - min(xs)) * scale, (node.y - min(ys)) * scale
+        half = 3.5 * len(html.unescape(text))
+        box = (x - half, y + 6, x + half, y + 20)
+        if any(box[0] < other[2] and other[0] < box[2] and box[1] < other[3] and other[1] < box[3] for other in boxes):
+            continue
+        boxes.append(box)
+        labels[node.id] = text
+    return labels
 
 
 def _qualitative_palette() -> list[str]:
