@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 
-.PHONY: demo test lint bench clean browser
+.PHONY: demo test lint bench clean browser screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The pictures in docs/img/ are made by the view tests in headless Chromium; this writes them there.
+screenshots: $(STAMP) browser
+	CLIO_LITE_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_report.py tests/test_widget.py tests/test_viz.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/hierarchy.py

@@ -27,6 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = ("quickstart.ipynb", "exploring_a_cluster_tree.ipynb", "privacy_walkthrough.ipynb")
 KERNEL_NAME = "clio-lite-test"
+#: A cell of each notebook that opens the explorer: in a kernel, show() displays the widget rather than printing.
+EXPLORER_CELLS = {
+    "quickstart.ipynb": "release.tree.show(max_depth=2)",
+    "exploring_a_cluster_tree.ipynb": "release.show()",
+}
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 #: Seconds any one cell may take; the slowest cell is a fit that embeds 1,200 conversations on a cold cache.
 CELL_TIMEOUT = 600
 
@@ -99,3 +105,8 @@ def test_notebook_runs(name, kernel_dir, notebook_cache, monkeypatch):
     unexecuted = [index for index, cell in enumerate(notebook.cells)
                   if cell.cell_type == "code" and cell.execution_count is None]
     assert not unexecuted, f"{name}: cells {unexecuted} did not run"
+    if name in EXPLORER_CELLS:
+        (cell,) = [cell for cell in notebook.cells if cell.cell_type == "code" and cell.source == EXPLORER_CELLS[name]]
+        views = [output for output in cell.outputs if WIDGET_VIEW in output.get("data", {})]
+        assert len(views) == 1, f"{name}: {cell.source} did not display the explorer widget: {cell.outputs}"
+        assert views[0]["data"]["text/plain"].startswith("ClusterExplorer(")

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from clio_lite.release import SCHEMA_VERSION, ClusterNode, ClusterTree, Release
+from clio_lite.viz.report import payload_json
 from tests.trees import node
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,6 +169,18 @@ def browser_context(tmp_path_factory) -> Iterator[Any]:
             context.close()
 
 
+#: Opens every node of an explorer by clicking its carets, level by level, as a user would; returns the ids of the
+#: rows then visible, in page order.
+EXPAND_ALL = """() => {
+  let closed;
+  while ((closed = document.querySelectorAll('.clio-tree .clio-row[aria-expanded=false] .clio-caret')).length) {
+    closed.forEach((caret) => caret.click());
+  }
+  return Array.from(document.querySelectorAll('.clio-tree .clio-row')).filter((r) => r.offsetParent)
+    .map((r) => r.dataset.id);
+}"""
+
+
 class PageWatch:
     """A page that refuses every request but to local files, and records what it requested and any error."""
 
@@ -182,6 +195,48 @@ class PageWatch:
 
     def remote_requests(self) -> list[str]:
         return [url for url in self.requests if not url.startswith(("file:", "blob:", "data:"))]
+
+
+HARNESS = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>clio_lite widget harness</title>
+<style>body{{margin:0;padding:12px;background:#fff}}{css}</style></head>
+<body><div id="out"></div>
+<script type="application/json" id="state">{state}</script>
+<script type="module">
+// anywidget's front-end contract: the module's default export has render({{model, el}}); the model has get, set,
+// on, off and save_changes. This shim keeps the state the kernel sent and records what the view saves.
+const state = JSON.parse(document.getElementById("state").textContent);
+const listeners = new Map();
+let pending = {{}};
+window.saved = [];
+window.model = {{
+  get: (key) => state[key],
+  set: (key, value) => {{
+    const changed = JSON.stringify(state[key]) !== JSON.stringify(value);
+    state[key] = value;
+    pending[key] = value;
+    if (changed) (listeners.get("change:" + key) || []).forEach((f) => f());
+  }},
+  save_changes: () => {{ window.saved.push(pending); pending = {{}}; }},
+  on: (event, f) => listeners.set(event, (listeners.get(event) || []).concat([f])),
+  off: (event, f) => listeners.set(event, (listeners.get(event) || []).filter((g) => g !== f)),
+}};
+const url = URL.createObjectURL(new Blob([state._esm], {{type: "text/javascript"}}));
+const start = performance.now();
+const widget = (await import(url)).default;
+window.cleanup = await widget.render({{model: window.model, el: document.getElementById("out")}});
+document.body.offsetHeight;  // finish layout before the clock stops
+window.renderMs = performance.now() - start;
+document.body.dataset.ready = "yes";
+</script></body></html>
+"""
+
+
+def harness_page(explorer: Any, path: Path) -> Path:
+    """A page that renders ``explorer``'s front end from the state the kernel would send it."""
+    state = explorer.get_state()
+    path.write_text(HARNESS.format(css=state["_css"], state=payload_json(state)), encoding="utf-8")
+    return path
 
 
 def save_screenshot(target: Any, name: str, tmp_path: Path, **options: Any) -> Path:

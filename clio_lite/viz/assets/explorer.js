@@ -107,7 +107,8 @@ function clioExplorer(root, data, options) {
   }
   if (!summary.childNodes.length) summary.remove();
 
-  // The tree: every node rendered once, collapsed below openDepth; CSS hides what is collapsed or filtered.
+  // The tree: a node's children are rendered the first time it opens (or a search reaches them), so a tree of
+  // thousands of nodes starts with its top level only; CSS hides what is collapsed or filtered.
   const rows = new Map();
   const items = new Map();
   const build = (list, top) => {
@@ -128,7 +129,6 @@ function clioExplorer(root, data, options) {
       if (n.children.length) {
         li.classList.add("clio-collapsed");
         row.setAttribute("aria-expanded", "false");
-        li.append(build(n.children, false));
       }
       rows.set(n.id, row);
       items.set(n.id, li);
@@ -136,10 +136,17 @@ function clioExplorer(root, data, options) {
     });
     return ul;
   };
+  const built = new Set();
+  const buildChildren = (n) => {
+    if (built.has(n.id) || !n.children.length) return;
+    built.add(n.id);
+    items.get(n.id).append(build(n.children, false));
+  };
   if (nodes.length) treeBox.append(build(roots, true));
   else treeBox.append(el("p", "clio-placeholder", "No clusters were released."));
   const setExpanded = (n, open) => {
     if (!n.children.length) return;
+    if (open) buildChildren(n);
     items.get(n.id).classList.toggle("clio-collapsed", !open);
     const row = rows.get(n.id);
     row.setAttribute("aria-expanded", String(open));
@@ -368,24 +375,28 @@ function clioExplorer(root, data, options) {
       + number.format(roots.length) + " top-level groups" : number.format(shown) + " of "
       + number.format(nodes.length) + " clusters match";
   };
+  let dimmed = new Set();
   const filter = (text, silent) => {
     if (search.value !== text) search.value = text;
     const needle = text.trim().toLowerCase();
     treeBox.classList.toggle("clio-searching", needle !== "");
     const visible = new Set();
-    let matches = 0;
-    nodes.forEach((n) => {
-      const hit = needle !== "" && n.text.includes(needle);
-      rows.get(n.id).classList.toggle("clio-match", hit);
-      if (circles.has(n.id)) circles.get(n.id).classList.toggle("clio-dim", needle !== "" && !hit);
-      if (hit) {
-        matches += 1;
-        visible.add(n.id);
-        ancestors(n).forEach((a) => visible.add(a.id));
-      }
+    const hits = needle === "" ? [] : nodes.filter((n) => n.text.includes(needle));
+    hits.forEach((n) => {
+      visible.add(n.id);
+      ancestors(n).forEach((a) => { visible.add(a.id); buildChildren(a); });
     });
-    nodes.forEach((n) => items.get(n.id).classList.toggle("clio-filtered", needle !== "" && !visible.has(n.id)));
-    showStatus(needle === "" ? null : matches);
+    // Only rendered rows need their classes changed, and only circles whose dimming changes need touching.
+    const hitIds = new Set(hits.map((n) => n.id));
+    items.forEach((li, id) => {
+      rows.get(id).classList.toggle("clio-match", hitIds.has(id));
+      li.classList.toggle("clio-filtered", needle !== "" && !visible.has(id));
+    });
+    const dim = needle === "" ? new Set() : new Set(placed.filter((n) => !hitIds.has(n.id)).map((n) => n.id));
+    dimmed.forEach((id) => { if (!dim.has(id)) circles.get(id).classList.remove("clio-dim"); });
+    dim.forEach((id) => { if (!dimmed.has(id)) circles.get(id).classList.add("clio-dim"); });
+    dimmed = dim;
+    showStatus(needle === "" ? null : hits.length);
     if (!silent) notify("onSearch", text);
   };
   search.addEventListener("input", () => filter(search.value));
