@@ -50,7 +50,7 @@ TURNS = ["1", "2-3", "4-7", "8+"]
 
 
 def demo_release() -> Release:
-    """A three-level release of 45 clusters with descriptions, keywords, positions and facet breakdowns."""
+    """A three-level release of 37 clusters with descriptions, keywords, positions and facet breakdowns."""
     rng = random.Random(7)
     nodes: list[ClusterNode] = []
     total = 6000
