@@ -219,3 +219,17 @@ def test_widget_of_5000_nodes_renders_every_node_and_finds_a_deep_one(open_widge
     # Every node is reachable: opening every caret shows them all, in walk order (and the page still answers).
     page.evaluate("() => window.model.set('search', '')")
     assert page.evaluate(EXPAND_ALL) == [n.id for n in tree.walk()]
+
+
+def test_without_anywidget_explore_names_the_extra_and_show_prints(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "anywidget", None)  # makes the import fail
+    monkeypatch.delitem(sys.modules, "clio_lite.viz.widget")
+    tree = demo_release().tree
+    with pytest.raises(ImportError, match=re.escape("pip install clio_lite[viz]")):
+        tree.explore()
+    tree.show(max_depth=1)
+    assert "8 top-level clusters" in capsys.readouterr().out

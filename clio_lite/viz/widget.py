@@ -14,7 +14,7 @@ from typing import Any
 try:
     import anywidget
     import traitlets
-except ImportError as error:  # pragma: no cover - exercised by the missing-extra test in a subprocess
+except ImportError as error:
     raise ImportError(
         "The notebook explorer needs anywidget: pip install clio_lite[viz] (or pip install anywidget)."
     ) from error
