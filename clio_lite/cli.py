@@ -90,7 +90,7 @@ def _fit_and_save(input_path: str | Path, args: argparse.Namespace) -> int:
         console.print(clio.audit_.summary())
         console.print(f"[red]error:[/red] {error}")
         return 1
-    release.tree.show(args.max_depth)
+    release.tree.show(args.max_depth, widget=False)  # a terminal view, even when called from a notebook
     _print_counts(release.counts)
     timings = "  ".join(f"{stage} {seconds:.1f}s" for stage, seconds in clio.timings_.items())
     console.print(f"[dim]stage timings: {timings}[/dim]")
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     from .release import Release
 
     release = Release.load(args.release)
-    release.tree.show(args.max_depth)
+    release.tree.show(args.max_depth, widget=False)  # a terminal view, even when called from a notebook
     _print_counts(release.counts)
     return 0
 

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import clio_lite.viz as viz
 from clio_lite.release import ClusterNode, ClusterTree, Release
 from clio_lite.viz import plot_facets, plot_icicle, plot_map, plot_sunburst, plot_treemap
-from clio_lite.viz.plots import ALL_ID, AUTO_MAX_CLUSTERS, LABEL_CHARS
+from clio_lite.viz.plots import ALL_ID, AUTO_MAX_CLUSTERS, LABEL_CHARS, MAP_AREA_PX, _auto_depth, _unclashed_labels
 from tests.trees import node
 from tests.views import PageWatch, browser_context, demo_release, save_screenshot
 
@@ -299,6 +301,40 @@ def test_map_labels_that_would_overlap_are_left_to_the_hover() -> None:
     labels = dict(zip(figure.data[0].ids, figure.data[0].text, strict=True))
     assert labels == {"0": "Travel · Flights", "1": "", "2": "Cooking · Bread"}
     assert "Travel · Hotels" in figure.data[0].hovertext[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(roots=st.integers(1, 40), children=st.integers(0, 12), grandchildren=st.integers(0, 8))
+def test_auto_depth_draws_the_most_levels_that_fit(roots: int, children: int, grandchildren: int) -> None:
+    tree = synthetic_tree(roots, children, grandchildren) if children else ClusterTree(
+        [node(str(r), 10) for r in range(roots)])
+    drawn = {d: sum(n.depth <= d for n in tree) for d in range(1, tree.depth + 1)}
+    depth = _auto_depth(tree)
+    if depth is None:
+        assert drawn[tree.depth] <= AUTO_MAX_CLUSTERS
+    else:
+        assert 1 <= depth < tree.depth and drawn[depth + 1] > AUTO_MAX_CLUSTERS
+        assert depth == 1 or drawn[depth] <= AUTO_MAX_CLUSTERS
+    assert plot_icicle(tree).data[0].maxdepth == (-1 if depth is None else depth + 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(-20, 20), st.floats(-20, 20), st.integers(20, 500),
+                          st.text(st.characters(codec="ascii", categories=["L"]), min_size=1, max_size=40)),
+                min_size=1, max_size=25))
+def test_map_labels_never_overlap_and_the_largest_cluster_is_always_named(roots: list[tuple]) -> None:
+    tree = ClusterTree([node(str(i), conversations, x=x, y=y, name=name)
+                        for i, (x, y, conversations, name) in enumerate(roots)])
+    labels = _unclashed_labels(tree.roots, "conversations")
+    assert max(tree.roots, key=lambda n: n.conversations).id in labels
+    # At the assumed drawing size, two names closer than a line apart vertically are apart horizontally.
+    xs, ys = [n.x for n in tree.roots], [n.y for n in tree.roots]
+    scale = min(MAP_AREA_PX[0] / ((max(xs) - min(xs)) or 1), MAP_AREA_PX[1] / ((max(ys) - min(ys)) or 1))
+    placed = [(tree[i], text) for i, text in labels.items()]
+    for k, (a, a_text) in enumerate(placed):
+        for b, b_text in placed[k + 1:]:
+            if abs(a.y - b.y) * scale < 14:
+                assert abs(a.x - b.x) * scale >= 3.5 * (len(a_text) + len(b_text)), (a.name, b.name)
 
 
 def test_html_export_is_self_contained_for_offline_use() -> None:
