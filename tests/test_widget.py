@@ -233,3 +233,21 @@ def test_without_anywidget_explore_names_the_extra_and_show_prints(
         tree.explore()
     tree.show(max_depth=1)
     assert "8 top-level clusters" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_fitted_release_explored_shows_its_clusters_and_nothing_of_the_conversations(
+    corpus, fitted, open_widget
+) -> None:
+    """End to end: the real pipeline's release, in the widget and the report, holds no id, PII value or quote."""
+    release = fitted.release_
+    explorer = release.explore()
+    sent = json.dumps(explorer.get_state(["data"]), ensure_ascii=False) + report.render_html(release)
+    ids = {str(record["id"]) for record in corpus} | {str(record.get("user_id")) for record in corpus}
+    assert not [identifier for identifier in ids if identifier in sent and identifier != "None"]
+    values = [pii["value"].lower() for record in corpus for pii in record.get("pii", [])]
+    assert values and not [value for value in values if value in sent.lower()]
+    page = open_widget(explorer)
+    assert page.evaluate(EXPAND_ALL) == [n.id for n in release.tree.walk()]
+    assert page.locator(".clio-summary [data-count='released']").text_content() == (
+        f"released {release.counts['released']:,}")
