@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ast
+import io
 import logging
-import os
 import re
 import sys
 import time
@@ -423,14 +423,29 @@ def test_screenshots_of_the_plots(browser_context, tmp_path: Path) -> None:
     watch.page.close()
 
 
-def test_screenshot_of_the_terminal_view(browser_context, tmp_path: Path) -> None:
+def test_screenshot_of_the_terminal_view(
+    browser_context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``clio-lite show DIR --max-depth 2`` on a saved release, its colours kept, drawn as rich's SVG in Chromium."""
     from rich.console import Console
+    from rich.text import Text
 
-    console = Console(record=True, width=100, file=open(os.devnull, "w"))  # noqa: SIM115 - closed by the console
-    console.print(demo_release().tree.render(max_depth=2))
+    from clio_lite import cli
+
+    saved = demo_release().save(tmp_path / "release")
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setattr(cli, "console", Console())  # made now, so it sees the width and colours set here
+    assert cli.main(["show", str(saved), "--max-depth", "2"]) == 0
+    out = capsys.readouterr().out
+    plain = Text.from_ansi(out).plain
+    assert "8 top-level clusters" in plain and "Dataframe · Merge" in plain and "Merge · Keyerror" not in plain
+    assert "Where every conversation went" in plain and "\x1b[" in out
+
+    recorder = Console(record=True, width=100, file=io.StringIO())
+    recorder.print(Text.from_ansi(out))
     # rich's SVG names a web font; the page must fetch nothing, so the system's monospace font draws it.
-    svg = re.sub(r"@font-face\s*{[^}]*}", "", console.export_svg(title="clio-lite show release/ --max-depth 2"))
-    assert "Python · Pandas" in svg.replace("&#160;", " ") and "Dataframe · Merge" in svg.replace("&#160;", " ")
+    svg = re.sub(r"@font-face\s*{[^}]*}", "", recorder.export_svg(title="clio-lite show release/ --max-depth 2"))
     page = tmp_path / "terminal.html"
     page.write_text(f"<!DOCTYPE html><html><body style='margin:0'>{svg}</body></html>", encoding="utf-8")
     watch = PageWatch(browser_context)

@@ -100,6 +100,7 @@ def demo_release() -> Release:
         "audit": {"passed": True, "errors": 0, "warnings": 2},
     }
     manifest["counts"]["unclustered"] = 6960 - manifest["counts"]["released"] - 310
+    manifest["counts"]["in_released_leaves"] = sum(n.conversations for n in tree.leaves)
     return Release(tree, manifest)
 
 
