@@ -195,12 +195,15 @@ class Clio(BaseEstimator):
                 NodeToName(members[node], position_of.get(hierarchy.parent[node], -1), int(depth[node]))
                 for node in released
             ]
-            names = _or_default(self.namer, KeywordNamer).name(scrubbed, user_codes, to_name, self.min_users)
+            namer = _or_default(self.namer, KeywordNamer)
+            names = namer.name(scrubbed, user_codes, to_name, self.min_users)
         nodes, node_ids = self._released_nodes(hierarchy, depth, members, decision, names, positions)
         self.labels_ = np.empty(len(convs), dtype=object)
         self.labels_[order] = self._labels(hierarchy, decision.released, node_ids, len(convs))
         counts = self._accounting(convs, hierarchy, decision.released, members)
         release = Release(ClusterTree(nodes), self._manifest(counts, convs, entity_counts, embedder, scrubber))
+        if hasattr(namer, "manifest_entry"):  # e.g. the LLM namer: which nodes it named, what it cost
+            release.manifest["naming"] = namer.manifest_entry([node.id for node in nodes])
         with self._stage("audit"):
             # The release is checked against its own input before anything can save it; the manifest keeps the
             # verdict and Release.save refuses a failed one.
