@@ -7,6 +7,8 @@ The public API::
     clio = cl.Clio(min_users=25, min_conversations=50, random_state=0).fit(convs)
     clio.release_.tree.show()
     clio.release_.save("release/")
+
+Optional LLM stages (backends, LLM facets, an LLM namer and privacy auditor) are in :mod:`clio_lite.llm`.
 """
 
 from .audit import AuditReport, audit

@@ -10,16 +10,17 @@ what an LLM writes reaches a release only after the same k-support checks and au
 Needs the ``llm`` extra: ``pip install 'clio_lite[llm]'``. See ``docs/llm.md``.
 """
 
-
+from .auditor import LLMAuditor
 from .backends import AnthropicBackend, Completion, LLMError, OpenAIBackend, Price, Request, RetryableError
 from .cache import SQLiteCache, cache_key
+from .facets import ConcernFacet, LanguageFacet, LLMClassifier, LLMFacet, RequestFacet, TaskFacet, clio_facets
 from .namer import LLMNamer
 from .parse import ParseError, parse_fields, parse_json, parse_score, parse_tag
 from .runner import Estimate, Item, LLMRunner, RunReport
 
 __all__ = [
-    "AnthropicBackend", "Completion", "ConcernFacet", "Estimate", "Item", "LLMAuditor", "LLMError", "LLMFacet",
-    "LLMNamer", "LLMRunner", "LanguageFacet", "OpenAIBackend", "ParseError", "Price", "Request", "RequestFacet",
-    "RetryableError", "RunReport", "SQLiteCache", "TaskFacet", "cache_key", "clio_facets", "parse_fields",
-    "parse_json", "parse_score", "parse_tag",
+    "AnthropicBackend", "Completion", "ConcernFacet", "Estimate", "Item", "LLMAuditor", "LLMClassifier", "LLMError",
+    "LLMFacet", "LLMNamer", "LLMRunner", "LanguageFacet", "OpenAIBackend", "ParseError", "Price", "Request",
+    "RequestFacet", "RetryableError", "RunReport", "SQLiteCache", "TaskFacet", "cache_key", "clio_facets",
+    "parse_fields", "parse_json", "parse_score", "parse_tag",
 ]
