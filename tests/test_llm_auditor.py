@@ -51,7 +51,7 @@ def server():
 
 def test_nodes_rated_below_three_become_findings_and_unrated_ones_are_reported(server, audited):
     release = fresh(audited)
-    before = dict(release.manifest["audit"])
+    before = json.loads(json.dumps(release.manifest["audit"]))
     assert before["passed"]
     auditor = LLMAuditor(OpenAIBackend("judge", base_url=server.openai_url, timeout=5.0), backoff=0.001)
     findings = auditor.audit(release)

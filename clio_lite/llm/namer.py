@@ -97,9 +97,10 @@ class LLMNamer:
     backend : Backend
         :class:`~clio_lite.llm.OpenAIBackend`, :class:`~clio_lite.llm.AnthropicBackend` or any backend.
     keyword_namer : KeywordNamer or None
-        Computes the k-supported keywords the prompts are built from, and the fallback names.
+        Computes the k-supported keywords the prompts are built from, the released keywords and the fallback
+        names; ``None`` is the default :class:`~clio_lite.name.KeywordNamer` (the offline path's keywords).
     n_prompt_keywords : int
-        Keywords of a cluster shown to the model.
+        Keywords of a cluster shown to the model, at most (the keyword namer's list is the limit).
     n_contrast : int
         Nearest other clusters of the same level (by keyword overlap) shown for contrast.
     cache : str, Path, SQLiteCache or None
@@ -134,7 +135,7 @@ class LLMNamer:
         self,
         backend: Backend,
         keyword_namer: KeywordNamer | None = None,
-        n_prompt_keywords: int = 12,
+        n_prompt_keywords: int = 8,
         n_contrast: int = 3,
         cache: Any = None,
         max_concurrency: int = 4,
@@ -164,7 +165,7 @@ class LLMNamer:
         self, texts: Sequence[str], user_codes: np.ndarray, nodes: Sequence[NodeToName], min_users: int
     ) -> list[NodeName]:
         """Keyword names first, then LLM names level by level from the deepest, each kept only if k-supported."""
-        keyword_namer = self.keyword_namer or KeywordNamer(n_keywords=max(8, self.n_prompt_keywords))
+        keyword_namer = KeywordNamer() if self.keyword_namer is None else self.keyword_namer
         base = keyword_namer.name(texts, user_codes, nodes, min_users)
         names = list(base)
         self.naming_: list[dict[str, Any]] = [{"source": "keywords", "reason": "not asked"} for _ in nodes]
