@@ -154,7 +154,11 @@ def _handler_for(server: LLMServer) -> type[BaseHTTPRequestHandler]:
             if fault is not None and fault.kind == "malformed":
                 self._send(200, b'{"id": "x", "choices": [ this is not json')
                 return
-            text = server.responder(prompt)
+            try:
+                text = server.responder(prompt)
+            except Exception as error:  # a broken responder is a server error, as a real server's bug would be
+                self._send(500, json.dumps({"error": {"message": f"responder failed: {error!r}"}}).encode())
+                return
             usage_in, usage_out = _tokens(prompt), _tokens(text)
             if anthropic:
                 document = {
