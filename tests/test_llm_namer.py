@@ -107,6 +107,37 @@ def test_an_invented_content_word_is_rejected_even_if_nobody_typed_it(server, tw
     assert not any("password" in n.name.lower() for n in names)
 
 
+def summarising_answer(prompt: str) -> str:
+    """A model that summarises conversations (facet prompts) and names clusters with a summary word."""
+    if "<conversation>" in prompt:
+        topic = "join tables of data" if "pandas" in prompt.split("<conversation>")[1] else "untangle history"
+        return f"<answer>The user's overall request for the assistant is to {topic}</answer>"
+    if about(prompt, "pandas"):
+        return "<name>Join pandas dataframe</name><description>Join a pandas dataframe.</description>"
+    return clean_answer(prompt)
+
+
+def test_summary_keywords_join_the_prompt_and_may_name_the_cluster(server, two_topics):
+    from clio_lite.llm import RequestFacet
+
+    texts, user_codes, nodes = two_topics
+    server.responder = summarising_answer
+    without = namer_for(server)
+    without.name(texts, user_codes, nodes, MIN_USERS)
+    assert without.naming_[1]["source"] == "keywords"  # "join" is no user's word: rejected
+    backend = OpenAIBackend("namer-model", base_url=server.openai_url, timeout=5.0)
+    namer = namer_for(server, summaries=RequestFacet(backend))
+    names = namer.name(texts, user_codes, nodes, MIN_USERS)
+    assert namer.naming_[1] == {"source": "llm", "reason": None} and names[1].name == "Join pandas dataframe"
+    naming_prompts = [b["messages"][-1]["content"] for b in server.requests if "<cluster_keywords>" in
+                      b["messages"][-1]["content"]]
+    assert any("<summary_keywords>" in p and "join" in p for p in naming_prompts)
+    assert namer.runs_[0]["stage"] == "summaries" and namer.runs_[0]["counts"]["ok"] == len(texts)
+    # a word in nobody's text nor summary stays rejected
+    assert unsupported_words({"name": "joins", "description": ""}, SupportIndex(texts, user_codes),
+                             nodes[1].members, MIN_USERS) == 1
+
+
 def test_unsupported_words_counts_each_rule():
     texts = ["python pandas merge"] * 20 + ["rust borrow checker"] * 20 + ["python secret"]
     support = SupportIndex(texts, np.arange(41))
