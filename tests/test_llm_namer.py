@@ -267,3 +267,18 @@ def test_an_accepted_name_is_k_supported_by_a_brute_force_recount(rows, members_
         users(g, everyone) == 0 or users(g, everyone) >= min_users for g in others
     )
     assert accepted == expected
+
+
+def test_the_config_records_the_namer_and_never_the_api_key(monkeypatch, tmp_path):
+    from clio_lite import Clio
+    from clio_lite.llm import Price, RequestFacet
+
+    monkeypatch.setenv("CLIO_TEST_KEY", "sk-very-secret")
+    backend = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", api_key_env="CLIO_TEST_KEY", price=Price(1, 2))
+    assert backend.connect().api_key == "sk-very-secret"  # the key is used...
+    namer = LLMNamer(backend, cache=tmp_path / "c.sqlite", summaries=RequestFacet(backend))
+    config = Clio(namer=namer)._config()
+    assert json.loads(json.dumps(config)) == config
+    assert config["namer"]["class"] == "clio_lite.llm.namer.LLMNamer"
+    assert config["namer"]["params"]["backend"]["params"]["model"] == "m"
+    assert "sk-very-secret" not in json.dumps(config)  # ...and never recorded
