@@ -202,7 +202,7 @@ class Clio(BaseEstimator):
         self.labels_[order] = self._labels(hierarchy, decision.released, node_ids, len(convs))
         counts = self._accounting(convs, hierarchy, decision.released, members)
         release = Release(ClusterTree(nodes), self._manifest(counts, convs, entity_counts, embedder, scrubber))
-        if hasattr(namer, "manifest_entry"):  # e.g. the LLM namer: which nodes it named, what it cost
+        if hasattr(namer, "manifest_entry"):  # e.g. the LLM namer: per node, its name or the keyword name, and why
             release.manifest["naming"] = namer.manifest_entry([node.id for node in nodes])
         with self._stage("audit"):
             # The release is checked against its own input before anything can save it; the manifest keeps the
