@@ -211,10 +211,10 @@ class LanguageFacet(LLMFacet):
 
 
 class ConcernFacet(LLMFacet):
-    """Clio's 1-5 concern score (numeric)."""
+    """Clio's 1-5 concern score (numeric; no bins: each score is its own cell, "1" to "5")."""
 
     free_text = False
-    bins = (1, 2, 3, 4, 5)
+    integer = True
 
     def __init__(self, backend: Backend, **params: Any):
         params = {"name": "concern", "question": CONCERN_QUESTION, "kind": NUMERIC, "max_answer_tokens": 10, **params}
