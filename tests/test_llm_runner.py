@@ -174,10 +174,13 @@ def test_anthropic_backend_over_the_messages_api(server):
 
 def test_anthropic_rate_limit_is_mapped_to_a_retry(server):
     server.fail_next("429", retry_after="0")
+    server.fail_next("529")  # Anthropic's "overloaded"
     server.fail_next("500")
     backend = AnthropicBackend("claude-test", base_url=server.anthropic_url, timeout=5.0)
     report = LLMRunner(backend, backoff=0.001).run([Request("hi", max_tokens=5)])
-    assert report.items[0].status == "ok" and report.items[0].attempts == 3
+    assert report.items[0].status == "ok" and report.items[0].attempts == 4
+    server.fail_next("400")
+    assert LLMRunner(backend).run([Request("bad", max_tokens=5)]).items[0].status == "failed"
 
 
 def test_run_works_inside_a_running_event_loop(server):
