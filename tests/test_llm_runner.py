@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from clio_lite.llm import (
@@ -190,3 +192,24 @@ def test_run_works_inside_a_running_event_loop(server):
         return LLMRunner(openai_backend(server)).run(prompts(2), parse=answer_tag)
 
     assert asyncio.run(in_a_notebook()).counts["ok"] == 2
+
+
+def test_the_estimate_is_logged_before_any_request(server, caplog):
+    seen_at_log_time = []
+
+    class Spy(logging.Handler):
+        def emit(self, record):
+            seen_at_log_time.append((record.getMessage(), server.request_count))
+
+    spy = Spy(level=logging.INFO)
+    logger = logging.getLogger("clio_lite.llm.runner")
+    logger.addHandler(spy)
+    logger.setLevel(logging.INFO)
+    try:
+        LLMRunner(openai_backend(server, price=Price(3.0, 15.0))).run(prompts(3))
+    finally:
+        logger.removeHandler(spy)
+        logger.setLevel(logging.NOTSET)
+    message, requests_so_far = seen_at_log_time[0]
+    assert requests_so_far == 0
+    assert "3 LLM requests (0 cached)" in message and "input tokens" in message and "at most $" in message
