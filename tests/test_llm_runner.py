@@ -194,7 +194,7 @@ def test_run_works_inside_a_running_event_loop(server):
     assert asyncio.run(in_a_notebook()).counts["ok"] == 2
 
 
-def test_the_estimate_is_logged_before_any_request(server, caplog):
+def test_the_estimate_is_logged_before_any_request(server):
     seen_at_log_time = []
 
     class Spy(logging.Handler):
