@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from clio_lite.llm import (
     AnthropicBackend,
@@ -213,3 +215,15 @@ def test_the_estimate_is_logged_before_any_request(server):
     message, requests_so_far = seen_at_log_time[0]
     assert requests_so_far == 0
     assert "3 LLM requests (0 cached)" in message and "input tokens" in message and "at most $" in message
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(budget=st.integers(0, 400), concurrency=st.integers(1, 5), n=st.integers(1, 8))
+def test_a_run_never_spends_beyond_its_budget_and_accounts_for_every_request(server, budget, concurrency, n):
+    before = server.request_count
+    report = LLMRunner(openai_backend(server), max_concurrency=concurrency, max_tokens=budget).run(prompts(n))
+    counts = report.counts
+    assert report.input_tokens + report.output_tokens <= budget
+    assert counts["ok"] + counts["not_run"] == n and len(report.items) == n
+    assert report.stopped_by_budget == (counts["not_run"] > 0)
+    assert server.request_count - before == report.http_requests == counts["ok"]
