@@ -9,7 +9,12 @@ Positions: ``Rejection.index`` is the 0-based position of the record in the sour
 position among the non-blank lines (blank lines are not records), and the reason ends with the 1-based line
 number, e.g. ``"... (line 12)"``, so the line can be found with an editor.
 
-Release writers live elsewhere; this module only reads.
+Damaged files are read as far as they go: a JSONL line longer than any acceptable conversation is skipped
+without being held in memory; a gzip stream that is cut short or corrupt keeps the records before the damage,
+and the damage itself becomes one rejection (code ``"truncated"`` or ``"corrupt"``), as does a half-written last
+line. See ``docs/robustness.md`` for every case and its reason code.
+
+Release writers live elsewhere; this module reads, and writes only the rejections (:func:`write_rejections`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ import numpy as np
 import pandas as pd
 
 from clio_lite.schema import (
+    DEFAULT_MAX_CONVERSATION_CHARS,
     DEFAULT_MAX_MESSAGE_CHARS,
+    MAX_NESTING,
     Conversation,
     Conversations,
     RecordError,
@@ -49,7 +56,15 @@ _SUPPORTED_TEXT = (
     f"or pass format= one of {', '.join(repr(f) for f in SUPPORTED_FORMATS)}"
 )
 _BOM = b"\xef\xbb\xbf"
+# A UTF-16 byte-order mark followed by a UTF-16 "{": a whole file in UTF-16, as some Windows tools write JSONL.
+_UTF16_STARTS = (b"\xff\xfe{\x00", b"\xfe\xff\x00{")
 _N_REASONS_LOGGED = 3
+_READ_BYTES = 1 << 16  # small reads keep a gzip bomb's expansion per step bounded (deflate expands at most ~1000x)
+# A JSON-escaped character takes at most 12 bytes ("\ud83d\ude00" for one emoji), plus the record's own keys.
+_BYTES_PER_CHAR = 12
+_LINE_OVERHEAD_BYTES = 1 << 16
+# strict=False accepts raw control characters (tabs, ...) inside JSON strings, as many exporters write them.
+_decoder = json.JSONDecoder(strict=False)
 
 
 class _Item(NamedTuple):
@@ -70,13 +85,15 @@ def load_conversations(
     *,
     format: str | None = None,
     max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
+    max_conversation_chars: int = DEFAULT_MAX_CONVERSATION_CHARS,
 ) -> Conversations:
     """Read conversations from a file, a DataFrame or a list of dicts, validating every record.
 
     Each record is validated by :func:`clio_lite.schema.parse_record`; records that fail become
     :class:`~clio_lite.schema.Rejection` entries in ``result.rejected`` (with the reason, never the content),
     so that ``result.n_read`` is the number of records in the source. Of several records with the same id the
-    first valid one is accepted and the later ones rejected. A warning summarising the rejections is logged.
+    first valid one is accepted and the later ones rejected: as ``"duplicate"`` if they are the same
+    conversation, as ``"conflict"`` if their content differs. A warning summarising the rejections is logged.
 
     Parameters
     ----------
@@ -89,6 +106,9 @@ def load_conversations(
         ``.gz`` on the file name still means gzip.
     max_message_chars
         The longest message accepted, in characters; longer ones reject their record.
+    max_conversation_chars
+        The longest conversation accepted, in characters over all its messages. JSONL lines longer than such a
+        conversation can be are rejected unread.
 
     Returns
     -------
@@ -115,16 +135,19 @@ def load_conversations(
     >>> len(convs), convs.n_read, convs.rejected[0].field
     (1, 2, 'user_id')
     """
-    if isinstance(max_message_chars, bool) or not isinstance(max_message_chars, int) or max_message_chars < 1:
-        raise ValueError(f"max_message_chars must be a positive integer, got {max_message_chars!r}")
+    limits = {"max_message_chars": max_message_chars, "max_conversation_chars": max_conversation_chars}
+    for name, value in limits.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if isinstance(source, Conversations):
         return source
     if isinstance(source, pd.DataFrame):
-        return _collect(_iter_dataframe(source), "<DataFrame>", max_message_chars)
+        return _collect(_iter_dataframe(source), "<DataFrame>", limits)
     if isinstance(source, str | os.PathLike):
         path = Path(source)
-        items = _iter_path(path, format)
-        return _collect(items, str(source), max_message_chars)
+        max_line_bytes = _BYTES_PER_CHAR * max_conversation_chars + _LINE_OVERHEAD_BYTES
+        items = _iter_path(path, format, max_line_bytes)
+        return _collect(items, str(source), limits)
     if isinstance(source, bytes | bytearray):
         raise TypeError("source is bytes; write them to a .jsonl file or pass a path, a DataFrame or a list")
     if isinstance(source, Mapping):
@@ -132,7 +155,7 @@ def load_conversations(
             "source is a single record; pass a list of records, e.g. load_conversations([record])"
         )
     if isinstance(source, Iterable):
-        return _collect((_Item(_to_python(r)) for r in source), "<list>", max_message_chars)
+        return _collect((_plain_item(r) for r in source), "<list>", limits)
     raise TypeError(
         f"cannot read conversations from a {type(source).__name__}; pass a path, a DataFrame, a list of "
         "dicts or a Conversations"
@@ -144,33 +167,39 @@ def load_conversations(
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _collect(items: Iterator[_Item], name: str, max_message_chars: int) -> Conversations:
-    """Validate every item, drop duplicate ids, log a summary, and package the result."""
+def _collect(items: Iterator[_Item], name: str, limits: Mapping[str, int]) -> Conversations:
+    """Validate every item, reject duplicate ids, log a summary, and package the result."""
     accepted: list[Conversation] = []
     rejected: list[Rejection] = []
-    first_seen: dict[str, int] = {}
+    first_seen: dict[str, tuple[int, Conversation]] = {}
     n_read = 0
     for index, item in enumerate(items):
         n_read += 1
         suffix = f" ({item.where})" if item.where else ""
         if item.error is not None:
-            rejected.append(Rejection(index, item.error.reason, item.error.field, None))
+            error = item.error
+            rejected.append(Rejection(index, error.reason, error.field, record_id(item.record), error.code))
             continue
         try:
-            conv = parse_record(item.record, max_message_chars=max_message_chars)
+            conv = parse_record(item.record, **limits)
         except RecordError as err:
-            rejected.append(Rejection(index, err.reason + suffix, err.field, record_id(item.record)))
+            rejected.append(Rejection(index, err.reason + suffix, err.field, record_id(item.record), err.code))
             continue
         except Exception as err:  # a record must never crash the reader; this would be a bug in parse_record
             logger.debug("unexpected error validating record %d of %s", index, name, exc_info=True)
             reason = f"could not be validated ({type(err).__name__}); please report this as a clio_lite bug"
-            rejected.append(Rejection(index, reason + suffix, None, record_id(item.record)))
+            rejected.append(Rejection(index, reason + suffix, None, record_id(item.record), "internal"))
             continue
         if conv.id in first_seen:
-            reason = f"duplicate id {conv.id!r} (first seen at record {first_seen[conv.id]})"
-            rejected.append(Rejection(index, reason + suffix, "id", conv.id))
+            first_index, first = first_seen[conv.id]
+            if _same_conversation(conv, first):
+                detail, code = "the same conversation again, kept once", "duplicate"
+            else:
+                detail, code = "different content; the first is kept", "conflict"
+            reason = f"duplicate id {conv.id!r} (first seen at record {first_index}): {detail}"
+            rejected.append(Rejection(index, reason + suffix, "id", conv.id, code))
             continue
-        first_seen[conv.id] = index
+        first_seen[conv.id] = (index, conv)
         accepted.append(conv)
 
     if n_read == 0:
@@ -191,6 +220,48 @@ def _collect(items: Iterator[_Item], name: str, max_message_chars: int) -> Conve
         )
     logger.info("%s: accepted %d of %d records", name, len(accepted), n_read)
     return Conversations(accepted, rejected, source=name)
+
+
+def _same_conversation(a: Conversation, b: Conversation) -> bool:
+    """Same user, messages and metadata (NaN equal to NaN, as a record read twice would be)."""
+    if a.user_id != b.user_id or a.messages != b.messages:
+        return False
+    try:
+        return _canonical(a.metadata) == _canonical(b.metadata)
+    except (TypeError, ValueError, RecursionError):  # metadata JSON cannot hold: compare as Python values
+        return a.metadata == b.metadata
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+def write_rejections(rejections: Iterable[Rejection], path: str | os.PathLike[str]) -> Path:
+    """Write one JSON object per rejected record to ``path`` (JSONL): index, id, code, field and reason.
+
+    Never any content of the records: reasons name fields and limits, not values. Ids are written, so the file
+    belongs with the conversations, not with a release. The file is written to a temporary name beside
+    ``path`` and renamed, so a failed write never leaves half a file.
+
+    Examples
+    --------
+    >>> convs = load_conversations([{"id": 1, "text": "no user"}])  # doctest: +SKIP
+    >>> write_rejections(convs.rejected, "rejections.jsonl")  # doctest: +SKIP
+    PosixPath('rejections.jsonl')
+    """
+    target = Path(path)
+    lines = "".join(json.dumps(r.to_dict(), ensure_ascii=True) + "\n" for r in rejections)
+    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(staging, "w", encoding="utf-8") as fh:
+            fh.write(lines)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(staging, target)
+    except OSError as err:
+        staging.unlink(missing_ok=True)
+        raise OSError(err.errno, f"cannot write the rejections to {target}: {err.strerror}", str(target)) from err
+    return target
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -217,7 +288,7 @@ def _detect_format(path: Path, format: str | None) -> tuple[str, bool]:
     return fmt, gzipped
 
 
-def _iter_path(path: Path, format: str | None) -> Iterator[_Item]:
+def _iter_path(path: Path, format: str | None, max_line_bytes: int) -> Iterator[_Item]:
     """Check the path and format now (so errors raise at the call), then return the record iterator."""
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
@@ -225,45 +296,146 @@ def _iter_path(path: Path, format: str | None) -> Iterator[_Item]:
         raise IsADirectoryError(f"{path} is a directory; pass one .jsonl, .json or .parquet file")
     fmt, gzipped = _detect_format(path, format)
     if fmt == "jsonl":
-        return _iter_jsonl(path, gzipped)
+        chunks = _byte_chunks(path, gzipped)
+        first = next(chunks, b"")  # file-level problems (not gzip, UTF-16) raise here, at the call
+        if first.startswith(_UTF16_STARTS):
+            raise ValueError(f"{path} is UTF-16 encoded; re-encode it as UTF-8 (e.g. iconv -f utf-16 -t utf-8)")
+        return _iter_jsonl(_prepend(first, chunks), max_line_bytes)
     if fmt == "json":
         return _iter_json_array(path, gzipped)
     return _iter_parquet(path)
 
 
-def _iter_jsonl(path: Path, gzipped: bool) -> Iterator[_Item]:
-    """One item per non-blank line; lines are read as bytes and decoded one by one."""
-    opener = gzip.open if gzipped else open
+class _StreamCut(Exception):
+    """The compressed stream ended early or turned corrupt after some records were read."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _byte_chunks(path: Path, gzipped: bool) -> Iterator[bytes]:
+    """The file's (decompressed) bytes in chunks; ``_StreamCut`` if a gzip stream breaks after its start."""
+    with open(path, "rb") as fh:
+        if not gzipped:
+            yield from iter(lambda: fh.read(_READ_BYTES), b"")
+            return
+        decompressor: Any = zlib.decompressobj(wbits=31)
+        produced = False
+        while block := fh.read(_READ_BYTES):
+            while block:
+                if decompressor is None:  # between members: another member, or the zero padding some tools add
+                    if not block.strip(b"\x00"):
+                        break
+                    decompressor = zlib.decompressobj(wbits=31)
+                try:
+                    out = decompressor.decompress(block)
+                except zlib.error as err:
+                    if not produced:
+                        raise ValueError(f"{path}: cannot decompress the gzip stream ({err})") from err
+                    raise _StreamCut("corrupt", f"the gzip stream is corrupt from here on ({err})") from err
+                if out:
+                    produced = True
+                    yield out
+                if decompressor.eof:
+                    block, decompressor = decompressor.unused_data, None
+                else:
+                    block = b""
+        if decompressor is not None:
+            if not produced:
+                raise ValueError(f"{path}: cannot decompress the gzip stream (it ends before any data)")
+            raise _StreamCut("truncated", "the gzip stream ends early: the file is truncated and what followed is lost")
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
+def _iter_jsonl(chunks: Iterator[bytes], max_line_bytes: int) -> Iterator[_Item]:
+    """One item per non-blank line. Lines over ``max_line_bytes`` are counted but never held in memory."""
+    lineno = 0
+    pending = bytearray()
+    skipped = 0  # bytes of the current line already dropped because it is too long
     try:
-        with opener(path, "rb") as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                if lineno == 1 and raw.startswith(_BOM):
-                    raw = raw[len(_BOM) :]
-                if not raw.strip():
-                    continue
-                yield _parse_jsonl_line(raw.rstrip(b"\r\n"), lineno)
-    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
-        raise ValueError(f"{path}: cannot decompress the gzip stream ({err})") from err
+        for chunk in chunks:
+            start = 0
+            while True:
+                newline = chunk.find(b"\n", start)
+                piece = chunk[start:] if newline < 0 else chunk[start:newline]
+                if skipped or len(pending) + len(piece) > max_line_bytes:
+                    skipped += len(pending) + len(piece)
+                    pending.clear()
+                else:
+                    pending += piece
+                if newline < 0:
+                    break
+                lineno += 1
+                item = _line_item(pending, skipped, lineno, max_line_bytes, complete=True)
+                if item is not None:
+                    yield item
+                pending.clear()
+                skipped = 0
+                start = newline + 1
+    except _StreamCut as cut:
+        where = f"line {lineno + 1}"
+        yield _Item(error=RecordError(None, f"{where}: {cut.reason}", cut.code), where=where)
+        return
+    if pending or skipped:
+        item = _line_item(pending, skipped, lineno + 1, max_line_bytes, complete=False)
+        if item is not None:
+            yield item
 
 
-def _parse_jsonl_line(raw: bytes, lineno: int) -> _Item:
+def _line_item(raw: bytearray, skipped: int, lineno: int, max_line_bytes: int, complete: bool) -> _Item | None:
     where = f"line {lineno}"
+    if skipped:
+        reason = (
+            f"{where} is {skipped:,} bytes, longer than any conversation within max_conversation_chars can be "
+            f"({max_line_bytes:,} bytes); it was skipped unread"
+        )
+        return _Item(error=RecordError(None, reason, "too_large"), where=where)
+    line = bytes(raw)
+    if lineno == 1 and line.startswith(_BOM):
+        line = line[len(_BOM) :]
+    line = line.rstrip(b"\r")
+    if not line.strip():
+        return None
+    item = _parse_jsonl_line(line, where)
+    if not complete and item.error is not None and item.error.code == "json":
+        reason = (
+            f"{where}, the last line, has no newline and is not valid JSON ({item.error.reason.split(': ', 1)[-1]}): "
+            "the file looks cut short; was it still being written?"
+        )
+        return _Item(error=RecordError(None, reason, "truncated"), where=where)
+    return item
+
+
+def _parse_jsonl_line(raw: bytes, where: str) -> _Item:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        reason = f"{where} is not valid UTF-8 ({err.reason} at byte {err.start}); re-encode the file as UTF-8"
-        return _Item(error=RecordError(None, reason), where=where)
+        reason = (
+            f"{where} is not valid UTF-8 ({err.reason} at byte {err.start}); re-encode the file as UTF-8 "
+            "(a line in Latin-1 or Windows-1252: iconv -f cp1252 -t utf-8)"
+        )
+        return _Item(error=RecordError(None, reason, "encoding"), where=where)
     try:
-        record = json.loads(text)
+        record = _decoder.decode(text)
     except json.JSONDecodeError as err:
         reason = f"{where} is not valid JSON: {err.msg} (column {err.colno})"
-        return _Item(error=RecordError(None, reason), where=where)
+        return _Item(error=RecordError(None, reason, "json"), where=where)
     except RecursionError:
-        return _Item(error=RecordError(None, f"{where} is not readable JSON: nested too deeply"), where=where)
+        reason = f"{where} is not readable JSON: nested too deeply"
+        return _Item(error=RecordError(None, reason, "too_deep"), where=where)
+    except ValueError:  # a number of more than 4300 digits: Python refuses to convert it
+        reason = f"{where} holds a number too long to read (over 4,300 digits)"
+        return _Item(error=RecordError(None, reason, "too_large"), where=where)
     if not isinstance(record, dict):
         kind = "array" if isinstance(record, list) else "null" if record is None else type(record).__name__
         reason = f"{where} is a JSON {kind}, expected a JSON object (one record per line)"
-        return _Item(error=RecordError(None, reason), where=where)
+        return _Item(error=RecordError(None, reason, "not_object"), where=where)
     return _Item(record, where=where)
 
 
@@ -277,7 +449,7 @@ def _iter_json_array(path: Path, gzipped: bool) -> Iterator[_Item]:
     if not data.strip():
         raise ValueError(f"{path} holds no records (the file is empty)")
     try:
-        records = json.loads(data.decode("utf-8"))
+        records = _decoder.decode(data.decode("utf-8"))
     except UnicodeDecodeError as err:
         raise ValueError(f"{path} is not valid UTF-8 ({err.reason} at byte {err.start})") from err
     except json.JSONDecodeError as err:
@@ -287,6 +459,8 @@ def _iter_json_array(path: Path, gzipped: bool) -> Iterator[_Item]:
         ) from err
     except RecursionError as err:
         raise ValueError(f"{path} is not readable JSON: nested too deeply") from err
+    except ValueError as err:  # a number of more than 4300 digits
+        raise ValueError(f"{path} is not readable JSON ({err})") from err
     if not isinstance(records, list):
         raise ValueError(
             f"{path} holds a JSON {type(records).__name__}, expected a JSON array of records; "
@@ -312,9 +486,16 @@ def _iter_dataframe(df: pd.DataFrame) -> Iterator[_Item]:
     """One item per row, as a dict without the row's missing (None / NaN) cells."""
     columns = list(df.columns)
     for row in df.itertuples(index=False, name=None):
-        yield _Item(
-            {col: _to_python(value) for col, value in zip(columns, row, strict=True) if not _missing(value)}
-        )
+        yield _plain_item({col: value for col, value in zip(columns, row, strict=True) if not _missing(value)})
+
+
+def _plain_item(value: Any) -> _Item:
+    """An item of plain Python values, or a ``too_deep`` error for a value nested too deeply or holding itself."""
+    try:
+        return _Item(_to_python(value))
+    except RecursionError:
+        reason = f"lists and objects nest more than {MAX_NESTING} levels deep (or the record contains itself)"
+        return _Item(value if isinstance(value, Mapping) else None, error=RecordError(None, reason, "too_deep"))
 
 
 def _missing(value: Any) -> bool:
@@ -326,20 +507,28 @@ def _missing(value: Any) -> bool:
     return False
 
 
-def _to_python(value: Any) -> Any:
-    """Plain Python containers and scalars for numpy arrays / scalars and pyarrow values, recursively."""
+def _to_python(value: Any, depth: int = 1) -> Any:
+    """Plain Python containers and scalars for numpy arrays / scalars and pyarrow values, recursively.
+
+    Raises ``RecursionError`` past :data:`~clio_lite.schema.MAX_NESTING` levels (so a value holding itself
+    ends too), well before the interpreter's own limit.
+    """
     if isinstance(value, str | int | float | bool) or value is None:
         return value
+    if depth > MAX_NESTING:
+        raise RecursionError(f"nested more than {MAX_NESTING} levels")
     if isinstance(value, np.ndarray | list | tuple):
-        return [_to_python(v) for v in value]
+        return [_to_python(v, depth + 1) for v in value]
     if isinstance(value, Mapping):
-        return {k: _to_python(v) for k, v in value.items()}
+        return {k: _to_python(v, depth + 1) for k, v in value.items()}
     if isinstance(value, np.generic):
         return value.item()
     as_py = getattr(value, "as_py", None)  # pyarrow scalars and list values
     if callable(as_py):
         try:
-            return _to_python(as_py())
+            return _to_python(as_py(), depth + 1)
+        except RecursionError:
+            raise
         except Exception:  # not a pyarrow value after all
             return value
     return value

@@ -39,6 +39,32 @@ RESERVED_KEYS = frozenset({"id", *USER_KEYS, *MESSAGE_KEYS, "text"})
 TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 
 DEFAULT_MAX_MESSAGE_CHARS = 100_000
+#: The longest conversation accepted by default, in characters over all its messages.
+DEFAULT_MAX_CONVERSATION_CHARS = 1_000_000
+#: The most messages one conversation may have.
+MAX_MESSAGES = 10_000
+#: The longest id or user id, in characters; a longer one is rejected and never echoed in a rejection.
+MAX_ID_CHARS = 256
+#: How deeply lists and objects may nest in one record (the canonical shape needs 4 levels).
+MAX_NESTING = 64
+
+#: Every :attr:`Rejection.code`, and what it means.
+REJECTION_CODES: Mapping[str, str] = {
+    "encoding": "the bytes of the record are not valid UTF-8",
+    "json": "the record is not valid JSON",
+    "truncated": "the record was cut short: a half-written last line or a truncated gzip stream",
+    "corrupt": "the compressed stream is corrupt from this record on",
+    "not_object": "the record is not an object (a JSON array, a number, a string, ...)",
+    "missing": "a required field is missing or null",
+    "type": "a field has the wrong type",
+    "empty": "an id is empty, a message list is empty, or no user message has text",
+    "role": "a message has an unknown role",
+    "too_large": "a message, the conversation, an id or the line is over its size limit",
+    "too_deep": "lists and objects nest more than MAX_NESTING levels deep (or the record contains itself)",
+    "duplicate": "the same conversation as an earlier record (same id, same content): kept once",
+    "conflict": "an earlier record has the same id but different content: the first one is kept",
+    "internal": "validation failed unexpectedly: a clio_lite bug, please report it",
+}
 
 
 @dataclass(frozen=True)
@@ -71,18 +97,22 @@ class Rejection:
     reason: str
     field: str | None = None
     id: str | None = None
+    #: One of :data:`REJECTION_CODES`: the kind of problem, for counting and filtering.
+    code: str = "type"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "id": self.id, "field": self.field, "reason": self.reason}
+        return {"index": self.index, "id": self.id, "code": self.code, "field": self.field, "reason": self.reason}
 
 
 class RecordError(ValueError):
-    """A record that cannot become a Conversation; ``field`` names the offending field."""
+    """A record that cannot become a Conversation; ``field`` names the offending field, ``code`` the kind of
+    problem (one of :data:`REJECTION_CODES`)."""
 
-    def __init__(self, field: str | None, reason: str):
+    def __init__(self, field: str | None, reason: str, code: str = "type"):
         super().__init__(f"{field}: {reason}" if field else reason)
         self.field = field
         self.reason = reason
+        self.code = code
 
 
 class Conversations(Sequence[Conversation]):
@@ -171,15 +201,23 @@ def _identifier(value: Any, name: str) -> str:
     """An id or user id as a non-empty string; ints and integral floats (as pandas makes them) pass."""
     if isinstance(value, bool):
         raise RecordError(name, f"'{name}' must be a string or an integer, got bool")
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
-        return str(int(value))
-    if not isinstance(value, str):
+    if isinstance(value, numbers.Integral) or (
+        isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer()
+    ):
+        # bit_length bounds the digits before str() is asked to make them (it refuses past 4300 digits)
+        if abs(int(value)).bit_length() > 4 * MAX_ID_CHARS:
+            raise RecordError(name, f"'{name}' is an integer of over {MAX_ID_CHARS} digits", "too_large")
+        text = str(int(value))
+    elif isinstance(value, str):
+        text = _clean_text(value)
+    else:
         raise RecordError(name, f"'{name}' must be a string or an integer, got {_type_name(value)}")
-    text = _clean_text(value)
     if not text:
-        raise RecordError(name, f"'{name}' is empty; every conversation needs a non-empty {name}")
+        raise RecordError(name, f"'{name}' is empty; every conversation needs a non-empty {name}", "empty")
+    if len(text) > MAX_ID_CHARS:
+        raise RecordError(
+            name, f"'{name}' is {len(text):,} characters, over the limit of {MAX_ID_CHARS}", "too_large"
+        )
     return text
 
 
@@ -214,7 +252,7 @@ def _pick(record: Mapping, keys: Sequence[str]) -> tuple[str | None, Any]:
 def _parse_role(message: Mapping, where: str) -> str:
     key, raw = _pick(message, ("role", "from"))
     if key is None:
-        raise RecordError(f"{where}.role", "missing field 'role' (or ShareGPT 'from')")
+        raise RecordError(f"{where}.role", "missing field 'role' (or ShareGPT 'from')", "missing")
     if not isinstance(raw, str):
         raise RecordError(f"{where}.{key}", f"role must be a string, got {_type_name(raw)}")
     role = raw.strip().lower()
@@ -226,6 +264,7 @@ def _parse_role(message: Mapping, where: str) -> str:
         raise RecordError(
             f"{where}.{key}",
             f"unknown role {shown}; allowed roles are {allowed} (case-insensitive), or the aliases {aliases}",
+            "role",
         )
     return role
 
@@ -241,7 +280,7 @@ def _parse_content(message: Mapping, where: str) -> str:
         # explicitly null, e.g. an assistant turn that only calls tools
         if "content" in message or "value" in message:
             return ""
-        raise RecordError(f"{where}.content", "missing field 'content' (or ShareGPT 'value')")
+        raise RecordError(f"{where}.content", "missing field 'content' (or ShareGPT 'value')", "missing")
     if isinstance(raw, str):
         return _clean_text(raw)
     if isinstance(raw, list | tuple):
@@ -273,7 +312,9 @@ def _parse_messages(raw: Any, key: str, max_message_chars: int) -> tuple[Message
             key, f"'{key}' must be a list of {{'role', 'content'}} objects, got {_type_name(raw)}"
         )
     if not raw:
-        raise RecordError(key, f"empty message list: '{key}' holds no messages")
+        raise RecordError(key, f"empty message list: '{key}' holds no messages", "empty")
+    if len(raw) > MAX_MESSAGES:
+        raise RecordError(key, f"{len(raw):,} messages, over the limit of {MAX_MESSAGES:,}", "too_large")
     messages = []
     for i, item in enumerate(raw):
         where = f"{key}[{i}]"
@@ -296,10 +337,44 @@ def _check_length(content: str, where: str, max_message_chars: int) -> None:
             where,
             f"message is {len(content):,} characters, over the limit of {max_message_chars:,}; "
             f"pass a larger max_message_chars (e.g. max_message_chars={2 * len(content)}) to accept it",
+            "too_large",
         )
 
 
-def parse_record(record: Mapping, *, max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS) -> Conversation:
+def _check_nesting(record: Any) -> None:
+    """Reject records whose lists and objects nest deeper than MAX_NESTING, or that contain themselves.
+
+    Iterative, so that no record can exhaust the interpreter's stack, and stops at the first level too deep.
+    """
+    stack: list[tuple[Any, int]] = [(record, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, Mapping):
+            children = value.values()
+        elif isinstance(value, list | tuple):
+            children = value
+        else:
+            continue
+        if depth > MAX_NESTING:
+            raise RecordError(
+                None,
+                f"lists and objects nest more than {MAX_NESTING} levels deep (or the record contains itself)",
+                "too_deep",
+            )
+        stack.extend((child, depth + 1) for child in children if isinstance(child, Mapping | list | tuple))
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def parse_record(
+    record: Mapping,
+    *,
+    max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
+    max_conversation_chars: int = DEFAULT_MAX_CONVERSATION_CHARS,
+) -> Conversation:
     """Validate one raw record and turn it into a :class:`Conversation`.
 
     Accepted shapes:
@@ -316,12 +391,19 @@ def parse_record(record: Mapping, *, max_message_chars: int = DEFAULT_MAX_MESSAG
     ``id``, ``user_id``, ``user``, ``messages``, ``conversation``, ``conversations`` and ``text`` goes to
     ``metadata``; keys whose value is null are kept there as ``None``.
 
+    Limits, each rejecting the record with code ``"too_large"`` or ``"too_deep"``: a message of more than
+    ``max_message_chars`` characters, a conversation of more than ``max_conversation_chars`` characters over all
+    its messages, more than :data:`MAX_MESSAGES` messages, an id or user id of more than :data:`MAX_ID_CHARS`
+    characters, lists and objects nested more than :data:`MAX_NESTING` levels.
+
     Parameters
     ----------
     record
         One raw record, e.g. a dict decoded from a JSONL line.
     max_message_chars
         The longest message accepted, in characters after cleaning.
+    max_conversation_chars
+        The longest conversation accepted, in characters over all its messages after cleaning.
 
     Returns
     -------
@@ -346,13 +428,18 @@ def parse_record(record: Mapping, *, max_message_chars: int = DEFAULT_MAX_MESSAG
     ...     err.field
     'user_id'
     """
-    if isinstance(max_message_chars, bool) or not isinstance(max_message_chars, int) or max_message_chars < 1:
-        raise ValueError(f"max_message_chars must be a positive integer, got {max_message_chars!r}")
+    _check_positive("max_message_chars", max_message_chars)
+    _check_positive("max_conversation_chars", max_conversation_chars)
     if not isinstance(record, Mapping):
-        raise RecordError(None, f"record must be an object (JSON object or dict), got {_type_name(record)}")
+        raise RecordError(
+            None, f"record must be an object (JSON object or dict), got {_type_name(record)}", "not_object"
+        )
+    _check_nesting(record)
 
     if _is_missing(record.get("id")):
-        raise RecordError("id", "missing field 'id': every conversation needs a stable id (string or int)")
+        raise RecordError(
+            "id", "missing field 'id': every conversation needs a stable id (string or int)", "missing"
+        )
     conv_id = _identifier(record["id"], "id")
 
     user_key, user_raw = _pick(record, USER_KEYS)
@@ -361,6 +448,7 @@ def parse_record(record: Mapping, *, max_message_chars: int = DEFAULT_MAX_MESSAG
             "user_id",
             "missing field 'user_id' (or 'user'): user ids are needed to count distinct users per cluster, "
             "which is what keeps small clusters out of a release; rename your user column to 'user_id'",
+            "missing",
         )
     user_id = _identifier(user_raw, "user_id")
 
@@ -379,17 +467,27 @@ def parse_record(record: Mapping, *, max_message_chars: int = DEFAULT_MAX_MESSAG
     else:
         present = [k for k in (*MESSAGE_KEYS, "text") if k in record]
         if present:
-            raise RecordError(present[0], f"'{present[0]}' is null, expected a list of messages")
+            raise RecordError(present[0], f"'{present[0]}' is null, expected a list of messages", "missing")
         raise RecordError(
             "messages",
             "missing field 'messages' (or 'conversation', 'conversations', or a plain 'text' field)",
+            "missing",
         )
 
+    total = sum(len(m.content) for m in messages)
+    if total > max_conversation_chars:
+        raise RecordError(
+            no_text_field,
+            f"conversation is {total:,} characters, over the limit of {max_conversation_chars:,}; pass a larger "
+            f"max_conversation_chars (e.g. max_conversation_chars={2 * total}) to accept it",
+            "too_large",
+        )
     if not any(m.role == "user" and m.content for m in messages):
         raise RecordError(
             no_text_field,
             "no user message with text: clio_lite analyses what users wrote, so a conversation needs at "
             "least one non-empty user turn",
+            "empty",
         )
 
     metadata = {k: v for k, v in record.items() if k not in RESERVED_KEYS}

@@ -118,8 +118,22 @@ def test_duplicate_ids_keep_the_first(tmp_path: Path) -> None:
     assert [(c.id, c.messages[0].content) for c in convs] == [("x", "first"), ("y", "hello")]
     assert [r.index for r in convs.rejected] == [2, 3]
     for r in convs.rejected:
-        assert r.reason.startswith("duplicate id 'x' (first seen at record 0)")
-        assert r.field == "id" and r.id == "x"
+        assert r.reason.startswith("duplicate id 'x' (first seen at record 0): different content")
+        assert r.field == "id" and r.id == "x" and r.code == "conflict"
+
+
+def test_the_same_conversation_twice_is_kept_once_and_the_copy_counted_as_duplicate(tmp_path: Path) -> None:
+    nan_meta = {"score": float("nan")}  # NaN != NaN in Python, but a record read twice is still the same record
+    path = write_jsonl(tmp_path / "c.jsonl", [rec("x", "same"), rec("y"), rec("x", "same")])
+    path.write_text(path.read_text() + json.dumps(rec("z", **nan_meta)) + "\n" + json.dumps(rec("z", **nan_meta)))
+    convs = load_conversations(path)
+    assert [c.id for c in convs] == ["x", "y", "z"]
+    assert [(r.index, r.code, r.id) for r in convs.rejected] == [(2, "duplicate", "x"), (4, "duplicate", "z")]
+    assert convs.rejected[0].reason == "duplicate id 'x' (first seen at record 0): the same conversation again, " \
+        "kept once (line 3)"
+    # a different user or different metadata is a conflict, not a copy
+    other = load_conversations([rec("x"), rec("x", user="u2"), rec("x", lang="fr")])
+    assert [r.code for r in other.rejected] == ["conflict", "conflict"]
 
 
 def test_duplicate_of_a_rejected_record_is_accepted() -> None:
