@@ -59,6 +59,7 @@ _BOM = b"\xef\xbb\xbf"
 # A UTF-16 byte-order mark followed by a UTF-16 "{": a whole file in UTF-16, as some Windows tools write JSONL.
 _UTF16_STARTS = (b"\xff\xfe{\x00", b"\xfe\xff\x00{")
 _N_REASONS_LOGGED = 3
+_GZIP_SLICE_BYTES = 1 << 12
 _READ_BYTES = 1 << 16  # small reads keep a gzip bomb's expansion per step bounded (deflate expands at most ~1000x)
 # A JSON-escaped character takes at most 12 bytes ("\ud83d\ude00" for one emoji), plus the record's own keys.
 _BYTES_PER_CHAR = 12
@@ -323,7 +324,9 @@ def _byte_chunks(path: Path, gzipped: bool) -> Iterator[bytes]:
             return
         decompressor: Any = zlib.decompressobj(wbits=31)
         produced = False
-        while block := fh.read(_READ_BYTES):
+        # Small slices: zlib raises on corrupt data without returning what it decoded before, so a slice's worth
+        # is all that a corrupt stream can take with it.
+        while block := fh.read(_GZIP_SLICE_BYTES):
             while block:
                 if decompressor is None:  # between members: another member, or the zero padding some tools add
                     if not block.strip(b"\x00"):

@@ -510,3 +510,119 @@ def test_arbitrary_bytes_as_jsonl_never_raise(lines: list[bytes], gzipped: bool)
                 load_conversations(path)
             return
         check_accounting(load_conversations(path), n_records)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Damaged files: read as far as they go, the damage itself is one rejection
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_half_written_last_line_is_rejected_as_truncated(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(json.dumps(rec(1)).encode() + b"\n" + json.dumps(rec(2, SECRET)).encode()[:-9])
+    convs = load_conversations(path)
+    assert [c.id for c in convs] == ["1"]
+    [rejection] = convs.rejected
+    assert (rejection.index, rejection.code) == (1, "truncated")
+    assert "the last line, has no newline" in rejection.reason and "cut short" in rejection.reason
+    assert "4111" not in rejection.reason
+    # a complete last line without a newline is an ordinary record
+    path.write_bytes(json.dumps(rec(1)).encode() + b"\n" + json.dumps(rec(2)).encode())
+    assert [c.id for c in load_conversations(path)] == ["1", "2"]
+
+
+def test_truncated_gzip_keeps_the_records_before_the_cut(tmp_path: Path) -> None:
+    data = b"".join(json.dumps(rec(i, f"text number {i}")).encode() + b"\n" for i in range(200))
+    compressed = gzip.compress(data)
+    path = tmp_path / "c.jsonl.gz"
+    path.write_bytes(compressed[: len(compressed) // 2])
+    convs = load_conversations(path)
+    assert 0 < len(convs) < 200
+    assert [c.id for c in convs] == [str(i) for i in range(len(convs))]
+    [rejection] = convs.rejected
+    assert rejection.code == "truncated" and rejection.index == len(convs)
+    assert rejection.reason == f"line {len(convs) + 1}: the gzip stream ends early: the file is truncated and " \
+        "what followed is lost"
+
+
+def test_gzip_corrupt_in_the_middle_keeps_the_records_before(tmp_path: Path) -> None:
+    data = b"".join(json.dumps(rec(i, f"text {i} " * 20)).encode() + b"\n" for i in range(3000))
+    compressed = bytearray(gzip.compress(data))
+    compressed[len(compressed) // 2 : len(compressed) // 2 + 64] = b"\xff" * 64
+    path = tmp_path / "c.jsonl.gz"
+    path.write_bytes(bytes(compressed))
+    convs = load_conversations(path)
+    assert len(convs) > 0
+    assert convs.rejected[-1].code == "corrupt" and "corrupt from here on" in convs.rejected[-1].reason
+
+
+def test_a_line_longer_than_any_conversation_is_skipped_unread(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "c.jsonl", [rec(1), rec(2, "a" * 100_000), rec(3)])
+    convs = load_conversations(path, max_conversation_chars=100)
+    assert [c.id for c in convs] == ["1", "3"]
+    [rejection] = convs.rejected
+    assert rejection.code == "too_large" and rejection.reason.startswith("line 2 is 100,0")
+    assert "skipped unread" in rejection.reason
+
+
+def test_raw_control_characters_inside_json_strings_are_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b'{"id": 1, "user_id": "u", "text": "a\tb\x01c\x00d"}\n')
+    [conv] = load_conversations(path)
+    assert conv.messages[0].content == "a\tb\x01cd"  # NUL dropped, the rest kept as text
+
+
+def test_a_utf16_file_is_a_file_error_naming_the_encoding(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_bytes((json.dumps(rec(1)) + "\n").encode("utf-16"))
+    with pytest.raises(ValueError, match="UTF-16"):
+        load_conversations(path)
+
+
+def test_a_latin1_line_is_rejected_with_how_to_re_encode(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "c.jsonl", [rec(1), json.dumps(rec(2, "café"), ensure_ascii=False).encode("latin-1")])
+    [rejection] = load_conversations(path).rejected
+    assert rejection.code == "encoding" and "iconv -f cp1252 -t utf-8" in rejection.reason
+
+
+def test_a_number_too_long_for_python_rejects_its_line_only(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "c.jsonl", ['{"id": ' + "9" * 5000 + ', "user_id": "u", "text": "x"}', rec(2)])
+    convs = load_conversations(path)
+    assert [c.id for c in convs] == ["2"]
+    assert convs.rejected[0].code == "too_large" and "4,300 digits" in convs.rejected[0].reason
+
+
+def test_records_nested_too_deeply_or_holding_themselves_are_rejected() -> None:
+    deep: Any = "leaf"
+    for _ in range(5000):
+        deep = {"a": deep}
+    looped = rec(2)
+    looped["me"] = looped
+    convs = load_conversations([rec(1, meta=deep), looped, rec(3)])
+    assert [c.id for c in convs] == ["3"]
+    assert [(r.index, r.code, r.id) for r in convs.rejected] == [(0, "too_deep", "1"), (1, "too_deep", "2")]
+    convs = load_conversations(pd.DataFrame({"id": [1, 2], "user_id": ["u", "u"], "text": ["a", "b"], "m": [deep, 1]}))
+    assert [r.code for r in convs.rejected] == ["too_deep"] and [c.id for c in convs] == ["2"]
+
+
+def test_every_rejection_carries_a_code() -> None:
+    from clio_lite.schema import REJECTION_CODES
+
+    convs = load_conversations([{"id": 1, "text": "x"}, "junk", rec(2, ""), rec(3), rec(3)])
+    assert [r.code for r in convs.rejected] == ["missing", "not_object", "empty", "duplicate"]
+    assert all(r.code in REJECTION_CODES for r in convs.rejected)
+    assert convs.rejected[0].to_dict() == {
+        "index": 0, "id": "1", "code": "missing", "field": "user_id", "reason": convs.rejected[0].reason
+    }
+
+
+def test_write_rejections_writes_one_json_line_per_rejection_without_content(tmp_path: Path) -> None:
+    from clio_lite.io import write_rejections
+
+    convs = load_conversations([rec(1), {"id": 2, "text": SECRET}, rec(3, SECRET * 10_000), "x"])
+    path = write_rejections(convs.rejected, tmp_path / "rejections.jsonl")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(r["index"], r["id"], r["code"]) for r in rows] == [(1, "2", "missing"), (2, "3", "too_large"), (3, None,
+                                                                                                            "not_object")]
+    assert "4111" not in path.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["rejections.jsonl"]  # no temporary file left behind

@@ -406,3 +406,77 @@ def test_parse_record_accepts_or_raises_record_error(record: Any) -> None:
         "conversations",
         "text",
     }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Limits and reason codes
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_a_conversation_over_its_character_limit_is_rejected_with_how_to_raise_it() -> None:
+    record = {"id": 1, "user_id": 1, "messages": msgs(("user", "x" * 60), ("assistant", "y" * 60))}
+    err = rejected(record, max_conversation_chars=100)
+    assert (err.field, err.code) == ("messages", "too_large")
+    assert "120 characters, over the limit of 100" in err.reason and "max_conversation_chars=240" in err.reason
+    assert parse_record(record, max_conversation_chars=120).id == "1"
+
+
+def test_too_many_messages_is_rejected_before_reading_them() -> None:
+    from clio_lite.schema import MAX_MESSAGES
+
+    err = rejected({"id": 1, "user_id": 1, "messages": [{"role": "user", "content": "x"}] * (MAX_MESSAGES + 1)})
+    assert err.code == "too_large" and f"{MAX_MESSAGES + 1:,} messages" in err.reason
+
+
+@pytest.mark.parametrize("value", ["i" * 257, 10**300, 10**5000, 1e300], ids=["str", "int", "huge-int", "float"])
+def test_an_overlong_id_is_rejected_and_never_echoed(value: Any) -> None:
+    from clio_lite.schema import MAX_ID_CHARS
+
+    for key in ("id", "user_id"):
+        err = rejected({"id": 1, "user_id": 1, "text": "x", key: value})
+        assert (err.field, err.code) == (key, "too_large")
+        assert str(MAX_ID_CHARS) in err.reason and len(err.reason) < 100
+    assert record_id({"id": value}) is None
+    assert parse_record({"id": "i" * 256, "user_id": 1, "text": "x"}).id == "i" * 256
+
+
+def test_nesting_is_limited_and_a_record_holding_itself_is_rejected() -> None:
+    from clio_lite.schema import MAX_NESTING
+
+    def deep(levels: int) -> Any:
+        value: Any = 1
+        for _ in range(levels):
+            value = [value]
+        return value
+
+    assert parse_record({"id": 1, "user_id": 1, "text": "x", "m": deep(MAX_NESTING - 2)}).metadata
+    err = rejected({"id": 1, "user_id": 1, "text": "x", "m": deep(MAX_NESTING)})
+    assert err.code == "too_deep"
+    looped: dict[str, Any] = {"id": 1, "user_id": 1, "text": "x"}
+    looped["m"] = [looped]
+    assert rejected(looped).code == "too_deep"
+
+
+def test_lone_surrogates_in_ids_and_content_become_question_marks() -> None:
+    conv = parse_record({"id": "a\ud800", "user_id": "\udfffu", "text": "hi \ud83d there"})
+    assert (conv.id, conv.user_id, conv.messages[0].content) == ("a?", "?u", "hi ? there")
+
+
+@pytest.mark.parametrize(
+    ("record", "code"),
+    [
+        ({"user_id": 1, "text": "x"}, "missing"),
+        ({"id": 1, "user_id": [1], "text": "x"}, "type"),
+        ({"id": " ", "user_id": 1, "text": "x"}, "empty"),
+        ({"id": 1, "user_id": 1, "messages": []}, "empty"),
+        ({"id": 1, "user_id": 1, "messages": [{"role": "narrator", "content": "x"}]}, "role"),
+        ({"id": 1, "user_id": 1, "messages": [{"role": "user"}]}, "missing"),
+        ({"id": 1, "user_id": 1, "text": "x" * 11}, "too_large"),
+        ([1], "not_object"),
+    ],
+)
+def test_each_rejection_has_the_code_of_its_kind(record: Any, code: str) -> None:
+    from clio_lite.schema import REJECTION_CODES
+
+    err = rejected(record, max_message_chars=10)
+    assert err.code == code and code in REJECTION_CODES
