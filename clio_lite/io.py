@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from clio_lite.release_files import FileWriteError
 from clio_lite.schema import (
     DEFAULT_MAX_CONVERSATION_CHARS,
     DEFAULT_MAX_MESSAGE_CHARS,
@@ -261,7 +262,8 @@ def write_rejections(rejections: Iterable[Rejection], path: str | os.PathLike[st
         os.replace(staging, target)
     except OSError as err:
         staging.unlink(missing_ok=True)
-        raise OSError(err.errno, f"cannot write the rejections to {target}: {err.strerror}", str(target)) from err
+        message = f"cannot write the rejections to {target}: {err.strerror or err}"
+        raise FileWriteError(err.errno, message, str(target)) from err
     return target
 
 

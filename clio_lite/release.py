@@ -11,17 +11,26 @@ Saving writes a plain, versioned directory (``tree.json``, ``nodes.parquet``, ``
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+from .release_files import (
+    MAX_FILE_BYTES,
+    ReleaseFormatError,
+    check_manifest,
+    check_release_dir,
+    flatten_nodes,
+    read_json,
+    write_release_dir,
+)
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -30,6 +39,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
+#: Schema versions ``Release.load`` reads; older ones are migrated to :data:`SCHEMA_VERSION` on load.
+READABLE_SCHEMA_VERSIONS = (1, 2)
 RELEASE_FILES = ("tree.json", "nodes.parquet", "manifest.json")
 NODE_COLUMNS = (
     "id", "parent_id", "depth", "name", "description", "keywords", "conversations", "users", "share_of_parent",
@@ -438,9 +449,16 @@ class Release:
         A release whose manifest records a failed audit (see :func:`clio_lite.audit`) is refused unless
         ``allow_failed_audit=True``; the manifest then still says it failed.
 
-        The files are written to a temporary directory beside ``path`` and moved into place at the end, so an
-        interrupted save never leaves a half-written release. An existing release directory is replaced only with
-        ``overwrite=True``; a directory holding anything else is never touched.
+        The files are written to a temporary directory beside ``path``, flushed to disk and moved into place at the
+        end, so an interrupted or failed save never leaves a half-written release. An existing release directory is
+        replaced only with ``overwrite=True``; a directory holding anything else is never touched.
+
+        Raises
+        ------
+        OSError
+            If the directory cannot be written (a full disk, no permission, a read-only file system): the message
+            names ``path``, what was being written and what to do; ``errno`` is the system's. Nothing at ``path``
+            has changed.
         """
         audit = self.manifest.get("audit")
         if audit is None:
@@ -464,25 +482,12 @@ class Release:
                 raise FileExistsError(f"{target} already exists; pass overwrite=True to replace a saved release.")
             if not target.is_dir() or set(os.listdir(target)) - set(RELEASE_FILES):
                 raise FileExistsError(f"{target} holds files that are not a clio_lite release; refusing to replace.")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        # mkdtemp makes the directory private (0700); a release is meant to be shared, so use the usual mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)
-        try:
-            (staging / "tree.json").write_text(
-                _dumps({"schema_version": SCHEMA_VERSION, "nodes": self.tree.to_dict()}), encoding="utf-8"
-            )
-            (staging / "manifest.json").write_text(_dumps(self.manifest), encoding="utf-8")
-            _write_parquet(self.tree.to_pandas(), staging / "nodes.parquet")
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging)
-        return target
+        files = {
+            "tree.json": _dumps({"schema_version": SCHEMA_VERSION, "nodes": self.tree.to_dict()}).encode("utf-8"),
+            "manifest.json": _dumps(self.manifest).encode("utf-8"),
+            "nodes.parquet": _parquet_bytes(self.tree.to_pandas()),
+        }
+        return write_release_dir(target, files)
 
     def show(self, max_depth: int | None = None, widget: bool | None = None) -> None:
         """Show the release's tree: the explorer in a notebook (with the counts and audit verdict), else printed.
@@ -543,37 +548,54 @@ class Release:
         return write_html(self, path, title=title)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Release:
-        """Read a release saved by :meth:`save`, checking its schema version."""
+    def load(cls, path: str | os.PathLike, max_file_bytes: int = MAX_FILE_BYTES) -> Release:
+        """Read a release saved by :meth:`save`, checking its schema version and every field.
+
+        A release directory may come from anyone, so it is read as untrusted input: only ``tree.json`` and
+        ``manifest.json`` are read (``nodes.parquet`` must be there, as a plain file, but is not parsed); a release
+        file that is a symbolic link, not a regular file, over ``max_file_bytes``, not strict JSON, or holds a node
+        whose fields have the wrong type or range, whose ``parent_id`` or ``depth`` disagrees with where it is
+        nested, or whose id repeats, is refused with a :class:`~clio_lite.release_files.ReleaseFormatError` (a
+        ``ValueError``) naming the file and the node. Nothing is unpickled; nothing outside ``path`` is touched.
+
+        Versions: a release of an older schema version is migrated (version 1 had no facets: its nodes get empty
+        ones, and its audit's tree digest is carried over to the migrated tree, which describes the same clusters);
+        a release of a newer or unknown version is refused with a message saying which versions this clio_lite
+        reads and how to read it.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The release directory.
+        max_file_bytes : int
+            The largest ``tree.json`` or ``manifest.json`` read.
+
+        Examples
+        --------
+        >>> release = Release.load("release/")  # doctest: +SKIP
+        """
         root = Path(path)
-        missing = [name for name in RELEASE_FILES if not (root / name).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{root} is not a clio_lite release: missing {', '.join(missing)}.")
-        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-        tree_doc = json.loads((root / "tree.json").read_text(encoding="utf-8"))
+        check_release_dir(root, RELEASE_FILES)
+        manifest = check_manifest(read_json(root / "manifest.json", max_file_bytes), root / "manifest.json")
+        tree_doc = read_json(root / "tree.json", max_file_bytes)
+        where = root / "tree.json"
+        if not isinstance(tree_doc, dict) or "nodes" not in tree_doc:
+            raise ReleaseFormatError(f"{where}: expected a JSON object with 'schema_version' and 'nodes'.")
         version = tree_doc.get("schema_version")
-        if version == 1:  # version 2 added per-node facet breakdowns; a version-1 node has none
-            version = SCHEMA_VERSION
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_SCHEMA_VERSIONS or isinstance(version, bool):
+            newer = isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION
             raise ValueError(
-                f"{root} was saved with release schema version {version}; this clio_lite reads version "
-                f"{SCHEMA_VERSION}. Install the clio_lite version named in its manifest to read it."
+                f"{root} was saved with release schema version {version!r}; this clio_lite reads version "
+                f"{SCHEMA_VERSION} (and migrates {', '.join(map(str, READABLE_SCHEMA_VERSIONS[:-1]))}). "
+                + ("It was written by a newer clio_lite: upgrade clio_lite (pip install -U clio_lite), or "
+                   if newer else "It is not a version any clio_lite wrote: ")
+                + "install the clio_lite version named in its manifest ('versions') to read it."
             )
-        nodes: list[ClusterNode] = []
-
-        def flatten(entries: list[dict[str, Any]]) -> None:
-            for entry in entries:
-                fields = {key: entry[key] for key in NODE_COLUMNS}
-                fields["keywords"] = tuple(fields["keywords"])
-                fields["facets"] = {
-                    str(facet): {str(value): int(count) for value, count in cells.items()}
-                    for facet, cells in entry.get("facets", {}).items()
-                }
-                nodes.append(ClusterNode(**fields))
-                flatten(entry.get("children", []))
-
-        flatten(tree_doc["nodes"])
-        return cls(ClusterTree(nodes), manifest)
+        nodes = [ClusterNode(**fields) for fields in flatten_nodes(tree_doc["nodes"], where, version >= 2)]
+        release = cls(ClusterTree(nodes), manifest)
+        if version < SCHEMA_VERSION:
+            _migrate(release, version, root)
+        return release
 
     def __repr__(self) -> str:
         counts = self.manifest.get("counts", {})
@@ -603,8 +625,38 @@ def _dumps(document: Any) -> str:
     return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
+    return buffer.getvalue()
+
+
+def _v1_digest(tree: ClusterTree) -> str:
+    """The tree digest as schema version 1 computed it: nodes without a ``facets`` field."""
+
+    def nest(node: ClusterNode) -> dict[str, Any]:
+        row = node.to_dict()
+        del row["facets"]
+        return {**row, "children": [nest(child) for child in tree.children(node.id)]}
+
+    return hashlib.sha256(_dumps([nest(root) for root in tree.roots]).encode("utf-8")).hexdigest()
+
+
+def _migrate(release: Release, version: int, root: Path) -> None:
+    """Bring a release loaded from an older schema version up to :data:`SCHEMA_VERSION`, in place.
+
+    Version 1 → 2: nodes gained ``facets`` (empty here: none were computed). The clusters are unchanged, so an
+    audit that vouched for the version-1 tree vouches for the migrated one: its digest is carried over, and the
+    manifest records the migration. An audit digest that does not match the version-1 tree is left as it is (so
+    ``save`` refuses the tree, as it would have before).
+    """
+    manifest = release.manifest
+    audit = manifest.get("audit")
+    if version == 1 and isinstance(audit, dict) and audit.get("tree_sha256") == _v1_digest(release.tree):
+        audit["tree_sha256"] = release.tree.digest()
+    manifest["migrated_from_schema_version"] = version
+    manifest["schema_version"] = SCHEMA_VERSION
+    logger.info("%s: migrated a release of schema version %d to version %d", root, version, SCHEMA_VERSION)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 import sys
@@ -19,6 +20,8 @@ from rich.console import Console
 
 import clio_lite.release as release_module
 from clio_lite.release import NODE_COLUMNS, RELEASE_FILES, SCHEMA_VERSION, ClusterNode, ClusterTree, Release
+from clio_lite.release_files import ReleaseFormatError
+from tests.strategies import json_values
 from tests.trees import node
 
 PRIVATE_STAGES = {"scrub", "embed", "reduce", "cluster", "privacy", "name", "pipeline", "io", "schema", "audit"}
@@ -273,7 +276,7 @@ def random_trees(draw) -> ClusterTree:
                 keywords=tuple(draw(st.lists(names, max_size=4))),
                 conversations=draw(st.integers(0, 10**9)),
                 users=draw(st.integers(0, 10**9)),
-                share_of_parent=draw(finite),
+                share_of_parent=draw(st.floats(0, 1)),
                 x=draw(finite),
                 y=draw(finite),
             )
@@ -497,3 +500,418 @@ def test_save_refuses_a_tree_changed_after_its_audit(tmp_path):
     with pytest.raises(ValueError, match="changed after its audit"):
         changed.save(tmp_path / "changed")
     assert not (tmp_path / "changed").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Schema versions: a real version-1 release, migrated on load; newer versions refused
+# ----------------------------------------------------------------------------------------------------------
+
+V1_RELEASE = Path(__file__).parent / "data" / "release_v1"
+
+
+def test_a_release_saved_by_schema_version_1_loads_migrated() -> None:
+    assert json.loads((V1_RELEASE / "tree.json").read_text())["schema_version"] == 1  # really the old format
+    release = Release.load(V1_RELEASE)
+    assert len(release.tree) == 26 and release.tree.depth == 2
+    assert all(node.facets == {} for node in release.tree)
+    assert release.tree["0.0"].name == "Email · Mention · Deadline" and release.tree["0.0"].users == 12
+    assert release.counts["read"] == 400 and release.counts["released"] == 391
+    assert release.manifest["schema_version"] == SCHEMA_VERSION
+    assert release.manifest["migrated_from_schema_version"] == 1
+
+
+def test_a_migrated_release_keeps_its_audit_and_saves_as_the_current_version(tmp_path: Path) -> None:
+    release = Release.load(V1_RELEASE)
+    assert release.manifest["audit"]["passed"]
+    assert release.manifest["audit"]["tree_sha256"] == release.tree.digest()  # carried over to the migrated tree
+    saved = release.save(tmp_path / "v2")  # no allow_failed_audit needed
+    assert json.loads((saved / "tree.json").read_text())["schema_version"] == SCHEMA_VERSION
+    again = Release.load(saved)
+    assert list(again.tree.walk()) == list(release.tree.walk())
+    assert again.manifest == release.manifest
+
+
+def test_a_version_1_release_edited_after_its_audit_is_not_vouched_for(tmp_path: Path) -> None:
+    copy = tmp_path / "v1"
+    copy.mkdir()
+    for name in RELEASE_FILES:
+        (copy / name).write_bytes((V1_RELEASE / name).read_bytes())
+    doc = json.loads((copy / "tree.json").read_text())
+    doc["nodes"][0]["name"] = "Edited by hand"
+    (copy / "tree.json").write_text(json.dumps(doc))
+    release = Release.load(copy)
+    with pytest.raises(ValueError, match="changed after its audit"):
+        release.save(tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("version", "fragment"),
+    [(SCHEMA_VERSION + 1, "newer clio_lite: upgrade clio_lite"), (0, "not a version any clio_lite wrote"),
+     ("2", "not a version any clio_lite wrote"), (True, "not a version"), (None, "not a version")],
+)
+def test_an_unknown_or_future_schema_version_is_refused_with_what_to_do(
+    tmp_path: Path, version: Any, fragment: str
+) -> None:
+    target = sample_release().save(tmp_path / "release")
+    doc = json.loads((target / "tree.json").read_text(encoding="utf-8"))
+    doc["schema_version"] = version
+    (target / "tree.json").write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(ValueError) as info:
+        Release.load(target)
+    assert fragment in str(info.value) and f"reads version {SCHEMA_VERSION}" in str(info.value)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Safe loading: a release directory from an untrusted source
+# ----------------------------------------------------------------------------------------------------------
+
+
+def saved(tmp_path: Path) -> Path:
+    return sample_release().save(tmp_path / "release")
+
+
+def edit_tree(target: Path, change) -> Path:
+    doc = json.loads((target / "tree.json").read_text(encoding="utf-8"))
+    change(doc)
+    (target / "tree.json").write_text(json.dumps(doc), encoding="utf-8")
+    return target
+
+
+@pytest.mark.parametrize("name", ["tree.json", "manifest.json", "nodes.parquet"])
+def test_a_release_file_that_is_a_symbolic_link_is_refused(tmp_path: Path, name: str) -> None:
+    target = saved(tmp_path)
+    outside = tmp_path / "outside.json"
+    outside.write_bytes((target / name).read_bytes())
+    (target / name).unlink()
+    (target / name).symlink_to(outside)
+    with pytest.raises(ReleaseFormatError, match="symbolic link"):
+        Release.load(target)
+
+
+def test_a_release_file_that_is_a_fifo_or_a_directory_is_refused_without_blocking(tmp_path: Path) -> None:
+    import os
+
+    target = saved(tmp_path)
+    (target / "tree.json").unlink()
+    os.mkfifo(target / "tree.json")  # opening a FIFO for reading would block forever
+    with pytest.raises(ReleaseFormatError, match="not a regular file"):
+        Release.load(target)
+    (target / "tree.json").unlink()
+    (target / "tree.json").mkdir()
+    with pytest.raises(ReleaseFormatError, match="not a regular file"):
+        Release.load(target)
+
+
+def test_an_absurdly_large_release_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    target = saved(tmp_path)
+    size = (target / "tree.json").stat().st_size
+    with pytest.raises(ReleaseFormatError, match=f"{size:,} bytes, over the limit of 1,000"):
+        Release.load(target, max_file_bytes=1000)
+    assert len(Release.load(target, max_file_bytes=size).tree) == len(sample_tree())
+
+
+def test_load_reads_the_json_files_only_not_the_parquet_table(tmp_path: Path) -> None:
+    target = saved(tmp_path)
+    (target / "nodes.parquet").write_bytes(b"not parquet at all")
+    assert list(Release.load(target).tree.walk()) == list(sample_tree().walk())
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"", "not valid JSON"),
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b'{"schema_version": 2, "nodes": [', "not valid JSON"),
+        (b'{"schema_version": 2, "nodes": [{"x": NaN}]}', "not strict JSON"),
+        (b'{"schema_version": 2, "nodes": [{"x": Infinity}]}', "not strict JSON"),
+        (b'{"schema_version": 2, "nodes": [{"id": ' + b"9" * 5000 + b"}]}", "not strict JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b"[]", "expected a JSON object"),
+        (b'{"schema_version": 2}', "expected a JSON object with 'schema_version' and 'nodes'"),
+        (b'{"schema_version": 2, "nodes": {}}', "'nodes' must be a list"),
+    ],
+    ids=["empty", "utf16", "cut", "nan", "infinity", "huge-int", "deep", "list", "no-nodes", "nodes-object"],
+)
+def test_a_tree_file_that_is_not_strict_json_of_the_right_shape_is_refused(
+    tmp_path: Path, content: bytes, fragment: str
+) -> None:
+    target = saved(tmp_path)
+    (target / "tree.json").write_bytes(content)
+    with pytest.raises(ReleaseFormatError, match=re.escape(fragment)):
+        Release.load(target)
+
+
+def _set(path: list[Any], key: str, value: Any):
+    def change(doc: dict[str, Any]) -> None:
+        entry = doc["nodes"]
+        for step in path:
+            entry = entry[step]
+        if value is KeyError:
+            del entry[key]
+        else:
+            entry[key] = value
+    return change
+
+
+ROOT_NODE, CHILD = [0], [0, "children", 0]
+BAD_NODES = [
+    (_set(ROOT_NODE, "id", 7), "'id' must be a non-empty string"),
+    (_set(ROOT_NODE, "id", ""), "'id' must be a non-empty string"),
+    (_set([0, "children", 0, "children", 0], "id", "1"), "appears twice"),
+    (_set(CHILD, "parent_id", "1"), "parent ids disagree"),
+    (_set(CHILD, "parent_id", "0.0"), "parent ids disagree"),  # a node claiming to be its own parent: a cycle
+    (_set(ROOT_NODE, "parent_id", "0.0"), "parent ids disagree"),
+    (_set(CHILD, "depth", 5), "expected 2"),
+    (_set(ROOT_NODE, "depth", True), "expected 1"),
+    (_set(ROOT_NODE, "users", -1), "'users' must be a non-negative integer"),
+    (_set(ROOT_NODE, "users", 1.5), "'users' must be a non-negative integer"),
+    (_set(ROOT_NODE, "conversations", "120"), "'conversations' must be a non-negative integer"),
+    (_set(ROOT_NODE, "conversations", False), "'conversations' must be a non-negative integer"),
+    (_set(ROOT_NODE, "share_of_parent", -0.5), "'share_of_parent' must be a finite number >= 0"),
+    (_set(ROOT_NODE, "x", "left"), "'x' must be a finite number"),
+    (_set(ROOT_NODE, "y", None), "'y' must be a finite number"),
+    (_set(ROOT_NODE, "name", ["a"]), "'name' must be a string"),
+    (_set(ROOT_NODE, "description", "d" * 100_001), "'description' must be a string"),
+    (_set(ROOT_NODE, "keywords", ["ok", 3]), "'keywords' must be a list of strings"),
+    (_set(ROOT_NODE, "keywords", "python"), "'keywords' must be a list of strings"),
+    (_set(ROOT_NODE, "facets", {"language": {"en": -3}}), "'facets' must map"),
+    (_set(ROOT_NODE, "facets", {"language": ["en"]}), "'facets' must map"),
+    (_set(ROOT_NODE, "children", {"0.0": {}}), "'children' must be a list"),
+    (_set(ROOT_NODE, "name", KeyError), "missing name"),
+    (_set(ROOT_NODE, "__class__", "os.system"), "unknown fields '__class__'"),
+    (lambda doc: doc["nodes"].append("node"), "must be a JSON object, got a string"),
+]
+
+
+@pytest.mark.parametrize(("change", "fragment"), BAD_NODES)
+def test_a_node_with_a_wrong_type_range_parent_or_id_is_refused_naming_it(
+    tmp_path: Path, change, fragment: str
+) -> None:
+    target = edit_tree(saved(tmp_path), change)
+    with pytest.raises(ReleaseFormatError) as info:
+        Release.load(target)
+    assert fragment in str(info.value)
+    assert str(target / "tree.json") in str(info.value)
+
+
+def test_a_tree_deeper_than_the_limit_is_refused_without_recursion(tmp_path: Path) -> None:
+    from clio_lite.release_files import MAX_TREE_DEPTH
+
+    def deep(doc: dict[str, Any]) -> None:
+        entry = doc["nodes"][0]
+        for level in range(MAX_TREE_DEPTH + 5):
+            child = {**entry, "id": f"d{level}", "parent_id": entry["id"], "depth": entry["depth"] + 1,
+                     "children": []}
+            entry["children"] = [child]
+            entry = child
+
+    with pytest.raises(ReleaseFormatError, match=f"more than {MAX_TREE_DEPTH} levels"):
+        Release.load(edit_tree(saved(tmp_path), deep))
+
+
+@pytest.mark.parametrize(
+    ("manifest", "fragment"),
+    [([], "must be a JSON object"), ({"counts": {"read": -1}}, "'counts' must map"),
+     ({"counts": []}, "'counts' must map"), ({"audit": "passed"}, "'audit' must be a JSON object")],
+)
+def test_a_manifest_of_the_wrong_shape_is_refused(tmp_path: Path, manifest: Any, fragment: str) -> None:
+    target = saved(tmp_path)
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ReleaseFormatError, match=re.escape(fragment)):
+        Release.load(target)
+
+
+@functools.cache
+def pristine_release_files() -> dict[str, bytes]:
+    with tempfile.TemporaryDirectory() as tmp:
+        return files_bytes(sample_release().save(Path(tmp) / "release"))
+
+
+def fresh_copy(tmp: str) -> Path:
+    target = Path(tmp) / "release"
+    target.mkdir()
+    for name, data in pristine_release_files().items():
+        (target / name).write_bytes(data)
+    return target
+
+
+@settings(max_examples=120, deadline=None)
+@given(data=st.data())
+def test_damaged_release_files_load_or_are_refused_with_a_value_error(data: st.DataObject) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        target = fresh_copy(tmp)
+        name = data.draw(st.sampled_from(["tree.json", "manifest.json"]))
+        raw = bytearray((target / name).read_bytes())
+        for _ in range(data.draw(st.integers(1, 4))):
+            at = data.draw(st.integers(0, len(raw) - 1))
+            action = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+            if action == "flip":
+                raw[at] ^= data.draw(st.integers(1, 255))
+            elif action == "cut":
+                del raw[at:]
+                break
+            else:
+                raw[at:at] = data.draw(st.sampled_from([b"[", b"{", b'"', b"-1", b"null", b"1e999", b'"x":0,']))
+        (target / name).write_bytes(bytes(raw))
+        try:
+            release = Release.load(target)
+        except ValueError:  # ReleaseFormatError or a refused schema version: an error a user can act on
+            return
+        for node_ in release.tree:  # what loads is well-formed
+            assert node_.conversations >= 0 and node_.users >= 0 and isinstance(node_.name, str)
+
+
+@settings(max_examples=100, deadline=None)
+@given(field=st.sampled_from(NODE_COLUMNS), value=json_values)
+def test_any_json_value_in_any_node_field_loads_valid_or_is_refused(field: str, value: Any) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        target = edit_tree(fresh_copy(tmp), _set(CHILD, field, value))
+        try:
+            release = Release.load(target)
+        except ReleaseFormatError:
+            return
+        child = release.tree.children("0")[0]
+        assert isinstance(child.id, str) and child.parent_id == "0" and child.depth == 2
+        assert all(isinstance(k, str) for k in child.keywords)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# No pickle anywhere: releases and caches are plain data
+# ----------------------------------------------------------------------------------------------------------
+
+UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal", "jsonpickle"}
+UNSAFE_CALLS = {"read_pickle", "to_pickle"}
+
+
+def unsafe_loading(source: str) -> list[str]:
+    """Imports of pickle-like modules, torch.load, pandas' pickle I/O and numpy loads that allow pickles."""
+    found = [f"import {m}" for m in imported_modules(source) if m.split(".")[0] in UNSAFE_MODULES]
+    for call in ast.walk(ast.parse(source)):
+        if not isinstance(call, ast.Call):
+            continue
+        name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+        owner = call.func.value if isinstance(call.func, ast.Attribute) else None
+        owner_name = getattr(owner, "id", getattr(owner, "attr", ""))
+        if name in UNSAFE_CALLS:
+            found.append(name)
+        if name == "load" and owner_name == "torch":
+            found.append("torch.load")
+        if any(k.arg == "allow_pickle" and not (isinstance(k.value, ast.Constant) and k.value.value is False)
+               for k in call.keywords):
+            found.append(f"{name}(allow_pickle=...)")
+    return found
+
+
+def test_the_unsafe_loading_check_catches_every_form() -> None:
+    for source in ["import pickle", "from joblib import load", "import cloudpickle as cp", "torch.load(path)",
+                   "np.load(path, allow_pickle=True)", "pd.read_pickle(p)", "df.to_pickle(p)", "import dill",
+                   "def f():\n    import marshal\n"]:
+        assert unsafe_loading(source), source
+    assert not unsafe_loading("np.load(path)\nnp.load(path, allow_pickle=False)\njson.load(f)\nimport pickletools2")
+
+
+def test_no_module_of_clio_lite_uses_pickle_or_anything_that_unpickles() -> None:
+    package = Path(release_module.__file__).parent
+    sources = sorted(package.rglob("*.py"))
+    assert len(sources) > 10
+    offenders = {str(p.relative_to(package)): found for p in sources if (found := unsafe_loading(p.read_text()))}
+    assert offenders == {}
+
+
+def test_the_release_file_module_imports_nothing_from_the_private_stages() -> None:
+    import clio_lite.release_files as release_files
+
+    source = Path(release_files.__file__).read_text(encoding="utf-8")
+    assert "json" in imported_modules(source)
+    assert private_imports(source) == set()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Faults while saving: a full disk, a read-only file system, no permission
+# ----------------------------------------------------------------------------------------------------------
+
+SAVE = """
+import json, sys
+from clio_lite.release import ClusterTree, Release
+from tests.trees import node
+size = int(sys.argv[2])
+tree = ClusterTree([node(str(i), 100, description="d" * 2000) for i in range(size)])
+try:
+    Release(tree, {"counts": {"read": size}}).save(sys.argv[1], overwrite=True)
+    print(json.dumps({"ok": True}))
+except OSError as error:
+    print(json.dumps({"errno": error.errno, "message": str(error), "filename": error.filename}))
+"""
+SMALL_RELEASE = SAVE.replace("int(sys.argv[2])", "1")
+
+
+def test_a_full_disk_gives_a_clear_error_naming_the_path_and_leaves_no_half_written_release() -> None:
+    import errno
+
+    from tests.faults import needs_tmpfs, run_python, shared_tempdir
+
+    needs_tmpfs()
+    disk = shared_tempdir()
+    try:
+        target = disk / "release"
+        result = run_python(SAVE, str(target), "200", tmpfs=disk, tmpfs_size="64k",
+                            setup=f"import json, os\nos.listdir('{disk}')")
+        assert result.get("errno") == errno.ENOSPC, result
+        assert result["message"].startswith(f"cannot save the release to {target}: No space left on device")
+        assert "while writing tree.json" in result["message"] and "Free some disk space" in result["message"]
+        assert result["filename"] == str(target)
+        # the old release survives a failed overwrite, and no staging directory is left behind
+        check = f"""
+import json, os
+from clio_lite.release import Release
+{SMALL_RELEASE.replace("sys.argv[1]", repr(str(target)))}
+""" + SAVE.replace("sys.argv[1]", repr(str(target))).replace("int(sys.argv[2])", "200") + f"""
+print(json.dumps({{"files": sorted(os.listdir('{disk}')), "nodes": len(Release.load('{target}').tree)}}))
+"""
+        after = run_python(check, tmpfs=disk, tmpfs_size="64k")
+        assert after == {"files": ["release"], "nodes": 1}
+    finally:
+        import shutil
+
+        shutil.rmtree(disk, ignore_errors=True)
+
+
+def test_a_read_only_file_system_gives_a_clear_error_and_keeps_the_old_release() -> None:
+    import errno
+    import shutil
+
+    from tests.faults import needs_tmpfs, run_python, shared_tempdir
+
+    needs_tmpfs()
+    disk = shared_tempdir()
+    try:
+        target = disk / "release"
+        result = run_python(SAVE, str(target), "3", tmpfs=disk, tmpfs_size="1m",
+                            setup=SMALL_RELEASE.replace("sys.argv[1]", repr(str(target))), read_only=True)
+        assert result.get("errno") == errno.EROFS, result
+        assert f"cannot save the release to {target}: Read-only file system" in result["message"]
+        assert "That file system is read-only" in result["message"]
+    finally:
+        shutil.rmtree(disk, ignore_errors=True)
+
+
+def test_a_directory_without_write_permission_gives_a_clear_error_naming_the_path() -> None:
+    import errno
+    import shutil
+
+    from tests.faults import needs_unprivileged_user, run_python, shared_tempdir
+
+    needs_unprivileged_user()
+    base = shared_tempdir()
+    try:
+        locked = base / "locked"
+        locked.mkdir(mode=0o555)
+        locked.chmod(0o555)
+        result = run_python(SAVE, str(locked / "release"), "3", unprivileged=True)
+        assert result.get("errno") in (errno.EACCES, errno.EPERM), result
+        assert f"cannot save the release to {locked / 'release'}: Permission denied" in result["message"]
+        assert f"while creating a temporary directory in {locked}" in result["message"]
+        assert "save to a directory you own" in result["message"]
+        assert list(locked.iterdir()) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
