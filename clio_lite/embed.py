@@ -21,6 +21,8 @@ from typing import Protocol
 
 import numpy as np
 
+from .sqlite_cache import SQLiteCache
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -79,40 +81,46 @@ def _load_sentence_transformer(name: str, device: str | None):
 
 
 class EmbeddingCache:
-    """A SQLite table of float32 vectors keyed by sha256(model_id, text). No pickle: raw little-endian bytes."""
+    """A SQLite table of float32 vectors keyed by sha256(model_id, text). No pickle: raw little-endian bytes.
+
+    A corrupt cache file is rebuilt, and one that cannot be written (a full disk, a read-only or forbidden folder)
+    turns caching off for the run; both with a warning naming the file (see :mod:`clio_lite.sqlite_cache`).
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
-        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vector BLOB NOT NULL)")
+        self._store = SQLiteCache(
+            self.path,
+            ["CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vector BLOB NOT NULL)"],
+            what="embedding cache",
+        )
 
     @staticmethod
     def key(model_id: str, text: str) -> bytes:
         return hashlib.sha256(f"{model_id}\x00{text}".encode()).digest()
 
     def get_many(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
-        found: dict[bytes, np.ndarray] = {}
-        for start in range(0, len(keys), 500):
-            chunk = list(keys[start : start + 500])
-            rows = self._db.execute(
-                f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(chunk))})", chunk
-            )
-            found.update((key, np.frombuffer(blob, dtype="<f4")) for key, blob in rows)
-        return found
+        def query(db: sqlite3.Connection) -> dict[bytes, np.ndarray]:
+            found: dict[bytes, np.ndarray] = {}
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                rows = db.execute(
+                    f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                )
+                found.update((key, np.frombuffer(blob, dtype="<f4")) for key, blob in rows)
+            return found
+
+        return self._store.read(query, {})
 
     def put_many(self, items: Sequence[tuple[bytes, np.ndarray]]) -> None:
-        with self._db:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO vectors VALUES (?, ?)",
-                [(key, np.asarray(vector, dtype="<f4").tobytes()) for key, vector in items],
-            )
+        rows = [(key, np.asarray(vector, dtype="<f4").tobytes()) for key, vector in items]
+        self._store.write(lambda db: db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows))
 
     def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+        return self._store.read(lambda db: db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0], 0)
 
     def close(self) -> None:
-        self._db.close()
+        self._store.close()
 
 
 class SentenceTransformerEmbedder:

@@ -1,3 +1,4 @@
+# Kept as run to make tests/data/release_v1; see tests/data/README.md. Not collected by pytest.
 """Save a small real release with clio_lite at commit a0a12ac (release schema version 1)."""
 import sys
 from pathlib import Path
