@@ -25,6 +25,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
+from .accounting import check_counts_by_stage, check_stage_rows, counts_by_stage
 from .audit import audit
 from .cluster import HDBSCANClusterer, Hierarchy
 from .embed import SentenceTransformerEmbedder
@@ -184,6 +185,10 @@ class Clio(BaseEstimator):
             )
             hierarchy = clusterer.fit_hierarchy(reduced, embeddings)
             members = hierarchy.members()
+        check_stage_rows(
+            len(ordered), scrub=len(scrubbed), embed=len(embeddings), reduce=len(reduced), map=len(positions),
+            cluster=len(hierarchy.assignment),
+        )
         user_codes = np.unique([c.user_id for c in ordered], return_inverse=True)[1]
         with self._stage("gate"):
             decision = gate(hierarchy.parent, members, user_codes, self.min_users, self.min_conversations)
@@ -201,9 +206,15 @@ class Clio(BaseEstimator):
         self.labels_ = np.empty(len(convs), dtype=object)
         self.labels_[order] = self._labels(hierarchy, decision.released, node_ids, len(convs))
         counts = self._accounting(convs, hierarchy, decision.released, members)
+        by_stage = counts_by_stage(
+            convs.n_read, len(convs.rejected), len(scrubbed), len(embeddings), len(reduced), hierarchy.assignment,
+            self.labels_, UNCLUSTERED, SUPPRESSED,
+        )
+        check_counts_by_stage(by_stage, counts)
         release = Release(ClusterTree(nodes), self._manifest(counts, convs, entity_counts, embedder, scrubber))
         if hasattr(namer, "manifest_entry"):  # e.g. the LLM namer: per node, its name or the keyword name, and why
             release.manifest["naming"] = namer.manifest_entry([node.id for node in nodes])
+        release.manifest["counts_by_stage"] = by_stage
         with self._stage("audit"):
             # The release is checked against its own input before anything can save it; the manifest keeps the
             # verdict and Release.save refuses a failed one.
@@ -332,6 +343,7 @@ class Clio(BaseEstimator):
             "thresholds": {"min_users": self.min_users, "min_conversations": self.min_conversations},
             "counts": counts,
             "rejected_by_field": dict(sorted(rejected_by_field.items())),
+            "rejected_by_code": dict(sorted(Counter(rejection.code for rejection in convs.rejected).items())),
             "scrubbed_entities": dict(sorted(entity_counts.items())),
         }
 
