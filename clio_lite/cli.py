@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -59,13 +60,26 @@ def _add_fit_options(parser: argparse.ArgumentParser, default_out: str | None) -
     parser.add_argument(
         "--allow-failed-audit", action="store_true", help="write the release even if its audit fails (not advised)"
     )
+    parser.add_argument(
+        "--rejections",
+        default=None,
+        metavar="FILE",
+        help="write the rejected records to FILE as JSONL: index, id, code, field and reason, never content",
+    )
 
 
 def _fit_and_save(input_path: str | Path, args: argparse.Namespace) -> int:
     from .embed import SentenceTransformerEmbedder
+    from .io import load_conversations, write_rejections
     from .pipeline import Clio, default_cache_dir
     from .scrub import PresidioScrubber
 
+    problem = _unwritable(args.out, "release directory") or (
+        _unwritable(args.rejections, "rejections file") if args.rejections else None
+    )
+    if problem:  # found now, not after an hour of fitting
+        console.print(f"[red]error:[/red] {escape(problem)}")
+        return 2
     cache_dir = None if args.no_cache else default_cache_dir()
     clio = Clio(
         min_users=args.min_users,
@@ -79,16 +93,21 @@ def _fit_and_save(input_path: str | Path, args: argparse.Namespace) -> int:
         verbose=not args.quiet,
     )
     try:
-        clio.fit(input_path)
-    except (FileNotFoundError, ModuleNotFoundError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
+        conversations = load_conversations(input_path)
+        if args.rejections:  # written before fitting, so that they are there even if the fit fails
+            write_rejections(conversations.rejected, args.rejections)
+            console.print(f"{len(conversations.rejected):,} rejected records listed in [bold]{args.rejections}[/bold]")
+        clio.fit(conversations)
+    except (FileNotFoundError, ModuleNotFoundError, ValueError, OSError) as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         return 2
     release = clio.release_
     try:
         path = release.save(args.out, overwrite=True, allow_failed_audit=args.allow_failed_audit)
-    except (FileExistsError, ValueError) as error:
-        console.print(clio.audit_.summary())
-        console.print(f"[red]error:[/red] {error}")
+    except (FileExistsError, ValueError, OSError) as error:
+        if not isinstance(error, OSError) or isinstance(error, FileExistsError):
+            console.print(clio.audit_.summary())
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         return 1
     release.tree.show(args.max_depth, widget=False)  # a terminal view, even when called from a notebook
     _print_counts(release.counts)
@@ -98,6 +117,22 @@ def _fit_and_save(input_path: str | Path, args: argparse.Namespace) -> int:
     if args.html:
         console.print(f"HTML report written to [bold]{release.to_html(args.html)}[/bold]")
     return 0
+
+
+def _unwritable(path: str, what: str) -> str | None:
+    """Why ``path`` cannot be written (its folder cannot be made, or written in), or None if it can."""
+    import tempfile
+
+    folder = Path(path).parent
+    if folder.exists() and not folder.is_dir():
+        return f"cannot write the {what} {path}: {folder} is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        return f"cannot write the {what} {path}: {error.strerror or error} ({folder})"
+    return None
 
 
 def _print_counts(counts: dict[str, int]) -> None:
@@ -111,8 +146,6 @@ def _print_counts(counts: dict[str, int]) -> None:
 
 def _audit(release_dir: str, against: str | None) -> int:
     """Audit a saved release, print the report; 0 if it passed, 1 if it failed, 2 if it could not be read."""
-    from rich.markup import escape
-
     from .audit import audit
 
     try:
@@ -160,7 +193,11 @@ def main(argv: list[str] | None = None) -> int:
         return _audit(args.release, args.against)
     from .release import Release
 
-    release = Release.load(args.release)
+    try:
+        release = Release.load(args.release)
+    except (FileNotFoundError, ValueError) as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}")
+        return 2
     release.tree.show(args.max_depth, widget=False)  # a terminal view, even when called from a notebook
     _print_counts(release.counts)
     return 0

@@ -23,7 +23,7 @@ def test_run_writes_the_same_tree_as_the_api_accounts_for_bad_lines_and_prints_i
     code = main([
         "run", str(source), "--out", str(out), "--min-users", str(E2E_PARAMS["min_users"]),
         "--min-conversations", str(E2E_PARAMS["min_conversations"]), "--random-state", "0", "--no-cache",
-        "--quiet", "--html", str(tmp_path / "report.html"),
+        "--quiet", "--html", str(tmp_path / "report.html"), "--rejections", str(tmp_path / "rejections.jsonl"),
     ])
     assert code == 0
     assert "<script" in (tmp_path / "report.html").read_text(encoding="utf-8")
@@ -36,6 +36,14 @@ def test_run_writes_the_same_tree_as_the_api_accounts_for_bad_lines_and_prints_i
     tree = json.loads((out / "tree.json").read_text())
     assert tree["nodes"][0]["name"].split(" · ")[0] in printed
     assert "Where every conversation went" in printed
+    # every rejection listed, by position, id, code and reason, without content
+    written = (tmp_path / "rejections.jsonl").read_text()
+    rows = [json.loads(line) for line in written.splitlines()]
+    assert len(rows) == counts["rejected"] and set(rows[0]) == {"index", "id", "code", "field", "reason"}
+    assert {row["id"] for row in rows} >= {"bad-no-user", "bad-empty", "bad-role", "bad-content", "bad-huge"}
+    assert [row["code"] for row in rows[-2:]] == ["encoding", "json"]
+    for content in ("hello there", "once upon a time", "a different conversation", "xxxxxxxx", "caf"):
+        assert content not in written
 
 
 def test_show_prints_a_saved_release(saved_release, capsys):
@@ -75,3 +83,50 @@ def test_a_model_that_is_not_installed_fails_with_what_to_install(tmp_path, caps
     assert code == 2
     assert "pip install" in capsys.readouterr().out
     assert not (tmp_path / "out").exists()
+
+
+def write_records(path, records) -> None:
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+
+
+def test_rejections_are_written_even_when_every_record_is_rejected(tmp_path, capsys):
+    source = tmp_path / "chats.jsonl"
+    records = [{"id": i, "messages": [{"role": "user", "content": "my secret question"}]} for i in range(4)]
+    write_records(source, records)
+    rejections = tmp_path / "out" / "rejections.jsonl"
+    code = main(["run", str(source), "--out", str(tmp_path / "release"), "--quiet", "--rejections", str(rejections)])
+    assert code == 2
+    assert "all rejected" in " ".join(capsys.readouterr().out.split())
+    rows = [json.loads(line) for line in rejections.read_text().splitlines()]
+    assert [(row["index"], row["id"], row["code"], row["field"]) for row in rows] == [
+        (i, str(i), "missing", "user_id") for i in range(4)
+    ]
+    assert "secret" not in rejections.read_text()
+    assert not (tmp_path / "release").exists()
+
+
+@pytest.mark.parametrize("option", ["--out", "--rejections"])
+def test_an_output_that_cannot_be_written_fails_before_any_fitting(tmp_path, capsys, option):
+    source = tmp_path / "chats.jsonl"
+    write_records(source, [{"id": 1, "user_id": "u", "text": "hello"}])
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file where a folder is needed")
+    args = {"--out": str(tmp_path / "release"), "--rejections": str(tmp_path / "rejections.jsonl")}
+    args[option] = str(blocker / "inside")
+    code = main(["run", str(source), "--quiet", *[part for pair in args.items() for part in pair]])
+    assert code == 2
+    printed = " ".join(capsys.readouterr().out.split())
+    assert f"cannot write the {'release directory' if option == '--out' else 'rejections file'}" in printed
+    assert f"{blocker} is a file, not a folder" in printed
+
+
+def test_show_of_a_damaged_release_fails_with_a_message_not_a_traceback(saved_release, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for path in saved_release.iterdir():
+        (broken / path.name).write_bytes(path.read_bytes())
+    (broken / "tree.json").write_text('{"schema_version": 99, "nodes": []}')
+    assert main(["show", str(broken)]) == 2
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "schema version 99" in printed and "upgrade clio_lite" in printed
+    assert main(["show", str(tmp_path / "nowhere")]) == 2
