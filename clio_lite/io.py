@@ -489,9 +489,34 @@ def _iter_parquet(path: Path) -> Iterator[_Item]:
 
 def _iter_dataframe(df: pd.DataFrame) -> Iterator[_Item]:
     """One item per row, as a dict without the row's missing (None / NaN) cells."""
-    columns = list(df.columns)
-    for row in df.itertuples(index=False, name=None):
-        yield _plain_item({col: value for col, value in zip(columns, row, strict=True) if not _missing(value)})
+    bad_cells: dict[int, tuple[str, str]] = {}  # row -> (column, why) for a cell that cannot be read
+    columns = {name: _column_values(df[name], name, bad_cells) for name in df.columns}
+    for row in range(len(df)):
+        record = {name: values[row] for name, values in columns.items() if not _missing(values[row])}
+        if row in bad_cells:
+            column, why = bad_cells[row]
+            code = "encoding" if why == "UnicodeDecodeError" else "corrupt"
+            problem = "is not valid UTF-8 text" if code == "encoding" else f"cannot be read ({why})"
+            reason = f"the '{column}' cell {problem}"
+            yield _Item(record, error=RecordError(column, reason, code))
+            continue
+        yield _plain_item(record)
+
+
+def _column_values(column: pd.Series, name: Any, bad_cells: dict[int, tuple[str, str]]) -> list[Any]:
+    """A column's values; a cell that cannot be converted (invalid UTF-8 in a Parquet string: pyarrow raises
+    while decoding it) becomes None, and is noted in ``bad_cells`` so that its row is rejected."""
+    try:
+        return column.tolist()
+    except Exception:  # pyarrow raises UnicodeDecodeError or ArrowException for a damaged cell
+        values = []
+        for row in range(len(column)):
+            try:
+                values.append(column.iat[row])
+            except Exception as error:
+                values.append(None)
+                bad_cells.setdefault(row, (str(name), type(error).__name__))
+        return values
 
 
 def _plain_item(value: Any) -> _Item:

@@ -53,7 +53,7 @@ REJECTION_CODES: Mapping[str, str] = {
     "encoding": "the bytes of the record are not valid UTF-8",
     "json": "the record is not valid JSON",
     "truncated": "the record was cut short: a half-written last line or a truncated gzip stream",
-    "corrupt": "the compressed stream is corrupt from this record on",
+    "corrupt": "the compressed stream is corrupt from this record on, or a Parquet cell cannot be read",
     "not_object": "the record is not an object (a JSON array, a number, a string, ...)",
     "missing": "a required field is missing or null",
     "type": "a field has the wrong type",

@@ -490,7 +490,10 @@ def _is_record_line(line: bytes) -> bool:
 
 
 byte_lines = st.lists(
-    st.binary(max_size=40).filter(lambda b: b"\n" not in b and not b.startswith(b"\xef\xbb\xbf"))
+    # not a BOM, nor a UTF-16 "{" (a whole UTF-16 file is a file-level error, tested on its own)
+    st.binary(max_size=40).filter(
+        lambda b: b"\n" not in b and not b.startswith((b"\xef\xbb\xbf", b"\xff\xfe{\x00", b"\xfe\xff\x00{"))
+    )
     | records.map(lambda r: json.dumps(r).encode()),
     min_size=1,
     max_size=10,
@@ -626,3 +629,18 @@ def test_write_rejections_writes_one_json_line_per_rejection_without_content(tmp
                                                                                                             "not_object")]
     assert "4111" not in path.read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["rejections.jsonl"]  # no temporary file left behind
+
+
+def test_a_parquet_string_cell_that_is_not_utf8_rejects_its_row_only(tmp_path: Path) -> None:
+    path = tmp_path / "c.parquet"
+    pd.DataFrame({"id": [1, 2, 3], "user_id": ["u1", "MARKERX", "u3"], "text": ["a", "b", "c"]}).to_parquet(
+        path, compression=None
+    )
+    data = path.read_bytes()
+    assert data.count(b"MARKERX") >= 1  # in the dictionary page, and in the column's min/max statistics
+    path.write_bytes(data.replace(b"MARKERX", b"MARKER\xff"))  # the same length: the file still opens
+    convs = load_conversations(path)
+    assert [c.id for c in convs] == ["1", "3"]
+    [rejection] = convs.rejected
+    assert (rejection.index, rejection.id, rejection.field, rejection.code) == (1, "2", "user_id", "encoding")
+    assert rejection.reason == "the 'user_id' cell is not valid UTF-8 text"
