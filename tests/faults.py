@@ -51,9 +51,27 @@ def needs_tmpfs() -> None:
         pytest.skip(f"a real full or read-only disk needs a tmpfs: {problem}")
 
 
+@functools.cache
+def _unprivileged_problem() -> str | None:
+    """Why a child process cannot run this checkout's clio_lite as an unprivileged user, or None if it can."""
+    if os.geteuid() != 0:
+        return None  # already unprivileged: permissions block writes as they are
+    if shutil.which("setpriv") is None:
+        return "running as root, where permissions do not block writes, and setpriv is missing to drop them"
+    probe = subprocess.run(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--", sys.executable, "-c",
+         "import clio_lite.release"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd="/", check=False,
+    )
+    if probe.returncode != 0:
+        return f"the nobody user cannot run this checkout's Python ({probe.stderr.strip().splitlines()[-1:]})"
+    return None
+
+
 def needs_unprivileged_user() -> None:
-    if os.geteuid() == 0 and shutil.which("setpriv") is None:
-        pytest.skip("running as root, where permissions do not block writes, and setpriv is missing to drop them")
+    problem = _unprivileged_problem()
+    if problem:
+        pytest.skip(f"a real permission error needs an unprivileged user: {problem}")
 
 
 def shared_tempdir() -> Path:
@@ -91,7 +109,7 @@ def run_python(
         script += 'shift 4\nexec "$@"\n'
         command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
                    tmpfs_size, str(tmpfs), sys.executable, setup or "", *command]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=300)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd="/", check=False, timeout=300)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert done.returncode == 0 and lines, f"child failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
     return json.loads(lines[-1])
