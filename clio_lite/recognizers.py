@@ -1,0 +1,504 @@
+"""Rule-based recognizers that clio_lite adds to Presidio's, and the merging of overlapping detections.
+
+Each rule is a plain function from a text to ``(start, end, score)`` triples, wrapped in a Presidio
+``EntityRecognizer`` by :func:`build_recognizers`, so it can be tested and measured on its own. The rules prefer
+over-scrubbing to leaking, but each one needs a cue that personal data is there: a format that topical text does not
+have (``+44 20 7946 0958``, ``ghp_...``), or context ("my zip code is", "call me", "Address:"). What each adds is
+measured on ``presidio_synth`` by ``benchmarks/scrub.py`` (see ``docs/scrubbing.md``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import regex
+
+Found = Iterator[tuple[int, int, float]]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A detected entity: ``text[start:end]`` is of ``entity_type``."""
+
+    start: int
+    end: int
+    entity_type: str
+    score: float = 1.0
+
+
+def merge_spans(text: str, spans: Iterable[Span]) -> list[Span]:
+    """Overlapping spans as one span (typed by its most confident part), trimmed of surrounding whitespace.
+
+    Examples
+    --------
+    >>> merge_spans("at 12 Elm St now", [Span(3, 12, "STREET_ADDRESS", 0.6), Span(3, 5, "ZIP_CODE", 0.4)])
+    [Span(start=3, end=12, entity_type='STREET_ADDRESS', score=0.6)]
+    """
+    merged: list[Span] = []
+    for span in sorted(spans, key=lambda span: (span.start, -span.end)):
+        start, end = span.start, span.end
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if start == end:
+            continue
+        span = Span(start, end, span.entity_type, span.score)
+        if merged and start < merged[-1].end:
+            last = merged[-1]
+            best = last if (last.score, last.end - last.start) >= (span.score, end - start) else span
+            merged[-1] = Span(last.start, max(last.end, end), best.entity_type, best.score)
+        else:
+            merged.append(span)
+    return merged
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Street addresses
+
+_STREET_TYPES = (
+    r"street|st|avenue|ave|av|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|way|terrace|parkway|pkwy|"
+    r"circle|cir|highway|hwy|square|sq|trail|crescent|close|row|mews|grove|walk|loop|alley|ridge|heights|bypass|"
+    r"crossing|forks|route|rue|via|viale|calle|avenida|rua|corso|piazza|largo|strasse|straße|str|gasse|weg|platz|"
+    r"allee|laan|straat|plein|vej|gade|gata|gatan|gate|vägen|väg|veien|vei|vegur|katu|tie|utca|u\.|ulica|ul|tér|út|trg|"
+    r"stræde|flats|close|u"
+)
+_STREET_SUFFIXES = r"strasse|straße|straat|gasse|weg|vej|gade|gatan|vägen|veien|vegur|katu|tie|laan|utca|ulica|gata"
+_WORD = r"\p{L}[\p{L}'’\-]*\.?"
+_CAP_WORD = r"\p{Lu}[\p{L}'’\-]*\.?"
+_UNIT = r"(?:apt|apartment|unit|suite|ste|flat|floor|fl|room|box|po\s+box|psc|bldg|building)\.?\s*#?\s*[\w\-]+"
+_NUMBER = r"\d{1,6}[A-Za-z]?(?:[/\-]\d{1,4})?"
+
+#: House number, street name, street type ("42 Elm Street", "2407 tawastintie 6", "56 rue La Boétie").
+_NUMBERED_STREET = regex.compile(
+    rf"\b{_NUMBER}\s+(?:{_NUMBER}\s+)?(?:(?:{_WORD}\s+){{0,3}}(?i:{_STREET_TYPES})\b\.?|"
+    rf"(?:{_WORD}\s+){{0,2}}\p{{L}}+(?i:{_STREET_SUFFIXES})\b|"
+    rf"(?:{_CAP_WORD}\s+){{1,3}}\d{{1,5}}[a-zA-Z]?\b)(?:\s+\d{{1,5}}[a-zA-Z]?\b)?"
+)
+#: House number, then a street type first, then the name ("56 rue La Boétie", "770 26 rue des lieutemants Thomazo").
+_NUMBER_TYPE_NAME = regex.compile(
+    rf"\b{_NUMBER}\s+(?:{_NUMBER}\s+)?(?i:rue|via|viale|calle|avenida|av|rua|corso|piazza|largo|strada|ul|trg|"
+    rf"avenue|boulevard|route|chemin|place|plaza|paseo|camino)\b\.?(?:\s+{_WORD}){{1,4}}"
+)
+#: Street name then number, the continental order ("Hlíðarvegur 97", "Via Tasso 129", "ul. Jesionowa 127").
+_NAMED_STREET = regex.compile(
+    rf"\b(?:(?i:{_STREET_TYPES})\.?\s+(?:{_WORD}\s+){{0,3}}|(?:{_WORD}\s+){{0,2}}\p{{L}}+(?i:{_STREET_SUFFIXES})\s+)"
+    rf"\d{{1,5}}[a-zA-Z]?\b"
+)
+#: House number, any words, number, unit: the lower-case and non-Latin forms ("0605 πεντέλης 210 apt. 999").
+_NUMBERED_WITH_UNIT = regex.compile(rf"\b\d{{1,6}}\s+(?:{_WORD}\s+){{1,4}}\d{{1,5}}[a-z]?\s*,?\s*(?i:{_UNIT})")
+#: Military and post-office addresses ("PSC 0729, Box 5797", "APO AP 96854", "Unit 5022 Box 1225").
+_POSTAL = regex.compile(
+    r"(?i)\b(?:(?:psc|unit|cmr)\s+\d{3,5},?\s+box\s+\d{3,5}|(?:apo|fpo|dpo)\s+(?:aa|ae|ap)\s+\d{5}|"
+    r"p\.?\s?o\.?\s+box\s+\d{1,6}|(?:usns|uss|usnv|usc?gc)\s+\p{L}+\s+(?:apo|fpo|dpo)\s+(?:aa|ae|ap)\s+\d{5})\b"
+)
+#: What introduces an address; what follows (up to the end of the sentence) is the address when it has a digit.
+_ADDRESS_CUE = regex.compile(
+    r"(?i)\b(?:address(?:es)?(?:\s+(?:is|was|to|with))?|addr|(?:live|lives|lived|living|stay|staying|reside|resides)"
+    r"\s+(?:at|on|in)|located\s+(?:at|on|in)|(?:meet|see)\s+(?:me|you|us)\s+at|off\s+at|(?:sent|send|ship|shipped|"
+    r"deliver|delivered|return|returned|mail|mailed|post|posted|moved|move|forward|forwarded)\s+(?:it\s+|them\s+)?to|"
+    r"arrived\s+at|(?:is|are|was)\s+(?:at|on)|corner\s+of|(?:it's|it\s+is)\s+(?:in|at|on))\b[:\s]*"
+)
+_SENTENCE_END = regex.compile(
+    r"[?!\n]|\.(?:\s+\p{Lu}|\s*$)|\s+(?:in\s+case|last\s+night|for\s+(?:the|a|my|your)|by\s+\d|before|after|"
+    r"tomorrow|today|tonight|please|thanks|because|so\s+that)\b"
+)
+#: A following line that continues an address block: a unit, a city in capitals, a country and postcode, a state.
+_ADDRESS_LINE = regex.compile(
+    rf"(?i:{_UNIT})|(?-i:[\p{{Lu}}\s\-'.]+)|(?:[\p{{L}}'\-.]+[ ,]+){{0,3}}\d{{3,6}}(?:[ \-]\d{{2,4}})?|"
+    r"[\p{L}\s\-'.]{2,30},?\s*\(?[\p{L}\s]*\)?\s*\d{3,6}|,?\s*\p{L}{2}|nan|[\p{L} ]{2,30},\s*\p{Lu}{2}(?:\s+\d{5})?|"
+    r"\p{L}[\p{L}\-'.]*(?:\s+\p{L}[\p{L}\-'.]*){0,3}"
+)
+_LINE_PREFIX = regex.compile(r"[\s>?]*")
+
+
+def find_street_addresses(text: str) -> Found:
+    """Street addresses: numbered and continental street forms, postal boxes, and what follows an address cue.
+
+    A match that ends a line takes the following address-like lines with it (unit, city, country and postcode).
+    """
+    found: list[tuple[int, int, float]] = []
+    for pattern, score in ((_NUMBERED_STREET, 0.6), (_NAMED_STREET, 0.45), (_POSTAL, 0.7), (_NUMBERED_WITH_UNIT, 0.5),
+                           (_NUMBER_TYPE_NAME, 0.5)):
+        for match in pattern.finditer(text):
+            found.append((match.start(), _extend_block(text, _extend_unit(text, match.end())), score))
+    for cue in _ADDRESS_CUE.finditer(text):
+        start = cue.end()
+        end_match = _SENTENCE_END.search(text, start)
+        end = end_match.start() if end_match else len(text)
+        candidate = text[start:end]
+        if 3 <= len(candidate) <= 120 and (regex.search(r"\d", candidate) or "corner" in cue.group().lower()):
+            found.append((start, _extend_block(text, end), 0.5))
+    yield from found
+
+
+def _extend_unit(text: str, end: int) -> int:
+    """Extend past units and a city that follow on the same line ("Apt. 864", ", Springfield")."""
+    unit = regex.compile(rf"(?:\s*,?\s*(?i:{_UNIT}))+")
+    match = unit.match(text, end)
+    if match:
+        end = match.end()
+    city = regex.compile(r"(?:\s*,\s*[\p{L}'\-.]+(?:\s+[\p{L}'\-.()]+){0,3}){1,3}(?:\s+\d{3,6}(?:-\d{3,4})?)?")
+    match = city.match(text, end)
+    return match.end() if match else end
+
+
+def _extend_block(text: str, end: int) -> int:
+    """Extend an address that ends its line over the following lines that continue the address."""
+    while True:
+        rest = text[end:]
+        stripped = rest.lstrip(" \t,.")
+        if not stripped.startswith("\n"):
+            return end
+        line_start = end + (len(rest) - len(stripped)) + 1
+        prefix = _LINE_PREFIX.match(text, line_start).end()
+        line_end = text.find("\n", prefix)
+        line_end = len(text) if line_end < 0 else line_end
+        line = text[prefix:line_end].rstrip()
+        if not line or len(line) > 50 or not _ADDRESS_LINE.fullmatch(line):
+            return end
+        end = prefix + len(line)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Phone numbers, postcodes, card and ID numbers
+
+_PHONE = regex.compile(
+    r"(?<![\w.\-/+])(?:\+\d{1,3}[ .\-]?)?(?:\(0\) ?)?(?:\(\d{1,4}\)[ .\-]?)?\d{1,5}(?:[ .\-]\d{1,7}){1,4}"
+    r"(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?![\w/]|-\d|\.\d)"
+    r"|(?<![\w.\-/+])\+?\d{9,14}(?![\w/]|-\d|\.\d)|(?<![\w.\-/+])\(\d{2,4}\) ?\d{3,4}[ .\-]?\d{3,4}\b"
+)
+_PHONE_CUE = regex.compile(
+    r"(?i)\b(?:phone|tel|telephone|mobile|cell|cellphone|fax|desk|call|calling|reach|text|whatsapp|sms|contact|"
+    r"number|answering|messages\s+to|registered)\b"
+)
+_DATE_LIKE = regex.compile(
+    r"(?:\d{4}[\-./]\d{1,2}[\-./]\d{1,2}|\d{1,2}[\-./]\d{1,2}[\-./]\d{2,4}|(?:19|20)\d{2}\s?[\-–]\s?(?:19|20)?\d{2})"
+)
+
+
+def find_phone_numbers(text: str) -> Found:
+    """Phone numbers in national and international formats: 7 to 15 digits in groups, or after a phone cue.
+
+    Dates, year ranges, times, prices and version numbers are not phones: a match must have 7-15 digits, must not
+    look like a date, and a match of only dot-separated groups needs a phone cue.
+    """
+    for match in _PHONE.finditer(text):
+        value = match.group()
+        digits = sum(char.isdigit() for char in value)
+        if not 7 <= digits <= 15 or _DATE_LIKE.fullmatch(value.strip()):
+            continue
+        before = text[max(0, match.start() - 40) : match.start()]
+        cued = bool(_PHONE_CUE.search(before)) or bool(_PHONE_CUE.match(text[match.end() : match.end() + 12].lstrip(" -")))
+        structured = value.startswith(("+", "(")) or "-" in value or regex.search(r"\d\s\d", value)
+        if value.isdigit() and not (cued or value.startswith("0")):
+            continue
+        if "." in value and not cued and regex.fullmatch(r"[\d.]+", value):
+            continue
+        if structured or cued:
+            yield match.start(), match.end(), 0.6 if cued else 0.45
+
+
+_ZIP_CUE = regex.compile(r"(?i)\b(?:zip(?:\s*code)?|postal\s*code|post\s*code|postcode|plz|cep)\b\s*(?:is|:)?\s*")
+_ZIP_VALUE = regex.compile(r"\d{3,5}(?:[\s\-]\d{2,4})?(?:\s?\p{Lu}{2})?\b|\p{Lu}\d\p{Lu}\s?\d\p{Lu}\d\b")
+_PLACE_ZIP = regex.compile(
+    r"\b(?:in|at|near)\s+(?:\p{Lu}[\p{L}\-']+\s+){1,3}(?!(?:19|20)\d\d\b)(\d{4,5}|\d{3}\s\d{2}|\d{2}-\d{3})\b"
+)
+_UK_POSTCODE = regex.compile(r"\b(?-i:[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2})\b")
+_CANADA_POSTCODE = regex.compile(r"\b(?-i:[A-Z]\d[A-Z]\s?\d[A-Z]\d)\b")
+_STATE_ZIP = regex.compile(r"\b(?-i:[A-Z]{2})\s+(\d{5}(?:-\d{4})?)\b")
+
+
+def find_zip_codes(text: str) -> Found:
+    """Postcodes: after "zip"/"postal code"; UK and Canadian formats; after a state code or a place ("in Espoo 02100").
+
+    Four-digit numbers after a place that look like years (19xx, 20xx) are left alone.
+    """
+    for cue in _ZIP_CUE.finditer(text):
+        match = _ZIP_VALUE.match(text, cue.end())
+        if match:
+            yield match.start(), match.end(), 0.7
+    for pattern in (_UK_POSTCODE, _CANADA_POSTCODE):
+        for match in pattern.finditer(text):
+            yield match.start(), match.end(), 0.5
+    for match in _PLACE_ZIP.finditer(text):
+        yield match.start(1), match.end(1), 0.35
+    for match in _STATE_ZIP.finditer(text):
+        yield match.start(1), match.end(1), 0.4
+
+
+_CARD = regex.compile(r"(?<![\d\-])\d(?:[ \-]?\d){11,18}(?![\d\-])")
+_CARD_CUE = regex.compile(r"(?i)\b(?:card|cc|credit|debit|visa|mastercard|amex|account)\b")
+
+
+def find_card_numbers(text: str) -> Found:
+    """Card numbers whether or not their checksum is valid: 13-19 digits, or 12 after a cue such as "card"."""
+    for match in _CARD.finditer(text):
+        cued = _CARD_CUE.search(text[max(0, match.start() - 40) : match.start()])
+        if sum(char.isdigit() for char in match.group()) < 13 and not cued:
+            continue
+        yield match.start(), match.end(), 0.6 if cued else 0.35
+
+
+_ID_CUE = regex.compile(
+    r"(?i)\b(?:driver'?s?\s+licen[cs]e|licen[cs]e\s+(?:number|no\.?|#)|passport|national\s+id|id\s+(?:number|no\.?)|"
+    r"account\s+(?:number|no\.?)|member(?:ship)?\s+(?:id|number)|policy\s+(?:number|no\.?)|customer\s+(?:id|number)|"
+    r"employee\s+(?:id|number)|tax\s+id|ssn|social\s+security(?:\s+number)?)\b(?:\s+(?:number|no\.?|#))?"
+    r"(?:\s+(?:is|was))?\s*[:#]?\s*"
+)
+_ID_VALUE = regex.compile(r"(?=[\w\-]*\d)[A-Za-z0-9][A-Za-z0-9\-]{3,24}\b")
+
+
+def find_id_numbers(text: str) -> Found:
+    """An alphanumeric code with a digit right after an ID cue ("driver's license number is F162823540116")."""
+    for cue in _ID_CUE.finditer(text):
+        match = _ID_VALUE.match(text, cue.end())
+        if match:
+            yield match.start(), match.end(), 0.6
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Names
+
+_NAME_TOKEN = r"\p{Lu}\p{Ll}+(?:[\-'’]\p{Lu}?\p{Ll}+)*"
+_INITIAL = r"\p{Lu}\.?"
+_PARTICLE = r"(?:van|von|der|den|de|del|della|da|di|du|dos|das|ten|ter|le|la|bin|ibn|al|el|y)"
+_CAPITALISED_RUN = regex.compile(
+    rf"(?<![\p{{L}}\d])(?:{_NAME_TOKEN}|{_INITIAL})(?:\s(?:{_PARTICLE}\s)?(?:{_NAME_TOKEN}|{_INITIAL}))*"
+    rf"(?![\p{{L}}\d])"
+)
+_STRONG_NAME_CUE = regex.compile(
+    r"(?i)\b(?:my\s+name\s+is|my\s+name's|name\s+is|names?\s*:|(?:call|calls)\s+me|i\s+go\s+by|named|called|signed,?|"
+    r"(?:mr|mrs|ms|miss|dr|prof|sir|madam|mx)\.?|user\s*:|patient\s*:?|(?:first|last|full)\s+name\s*(?:is|:)?)\s+"
+)
+_WEAK_NAME_CUE = regex.compile(
+    r"(?i)\b(?:i'm|i\s+am|this\s+is|it's|ask|tell|dear|hi|hello|hey|thanks|thank\s+you|regards,?|cheers,?|"
+    r"meet|with|by|from|and|to|for|under|or|called|add|producer|director|directed\s+by:?|written\s+by|"
+    r"wife|husband|son|daughter|friend|brother|sister|mother|father|mom|dad|boss|colleague|manager|grandfather|"
+    r"grandmother|uncle|aunt|cousin|neighbou?r|partner|tribute\s+to|remember\s+me,?)\s+"
+)
+#: After these, a capitalised word is a person even when it is also an English word ("my friend Will").
+_RELATION_CUE = regex.compile(
+    r"(?i)\b(?:(?:my|his|her|our|your|their)\s+(?:kid|child|son|daughter|wife|husband|friend|boss|brother|sister|"
+    r"mother|father|mom|mum|dad|colleague|partner|cousin|uncle|aunt|grandson|granddaughter|neighbou?r|boyfriend|"
+    r"girlfriend|fianc[ée]e?|roommate|coworker|manager|teacher|doctor)|said|told|asked|shouted\s+at|spoke\s+to|"
+    r"talked\s+to|married|dating)\s+"
+)
+_LOWER_NAME = regex.compile(r"\p{L}[\p{L}'’\-]+(?:\s\p{L}\.)?(?:\s\p{L}[\p{L}'’\-]+)?")
+_PARTICLES = frozenset(_PARTICLE[3:-1].split("|"))
+
+
+def make_name_finder(lexicon: frozenset[str]) -> Callable[[str], Found]:
+    """A rule for names spaCy's small model misses, given a set of lower-case English words.
+
+    - After a strong cue ("my name is", "call me", "Name:", "Mr."), the next one to three words, lower-case too,
+      unless the first is an English function word.
+    - Runs of capitalised words where at least one is not an English word ("Impi Nummelin", "Willemine ten Pas",
+      "Vasquez"), and any capitalised word after a relation ("my friend Will", "shouted at Scott").
+    - After "I'm", "this is", "ask" and the like, a lower-case word that is not English ("i'm borna").
+
+    Capitalised words with an inner capital or a digit (``PyTorch``, ``GPT4``) are products, not names.
+    """
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    def is_word(token: str) -> bool:
+        lower = token.lower().rstrip(".").replace("’", "'")
+        if lower in STOP_WORDS or lower in _PARTICLES:
+            return True
+        if not lexicon:
+            return True
+        stem = lower[:-2] if lower.endswith("'s") else lower
+        return stem in lexicon or stem.rstrip("s") in lexicon or (stem.endswith("es") and stem[:-2] in lexicon)
+
+    def product_like(token: str) -> bool:
+        return any(char.isupper() for char in token[1:]) or any(char.isdigit() for char in token)
+
+    def find(text: str) -> Found:
+        strong_ends = {cue.end() for cue in _STRONG_NAME_CUE.finditer(text)}
+        weak_ends = {cue.end() for cue in _WEAK_NAME_CUE.finditer(text)}
+        relation_ends = {cue.end() for cue in _RELATION_CUE.finditer(text)}
+        for start in strong_ends:
+            match = _LOWER_NAME.match(text, start)
+            if match and match.group().split()[0].lower() not in STOP_WORDS:
+                words = match.group().split()
+                # Keep later words only if they look like names too (capitalised or not English).
+                kept = [words[0]] + [w for w in words[1:2] if w[:1].isupper() or not is_word(w)]
+                end = match.start() + len(" ".join(kept))
+                yield match.start(), end, 0.6
+        for match in _CAPITALISED_RUN.finditer(text):
+            tokens = [t for t in match.group().split() if t.lower() not in _PARTICLES]
+            names = [t for t in tokens if len(t.rstrip(".")) > 1]
+            if not names or any(product_like(t) for t in names):
+                continue
+            foreign = [t for t in names if not is_word(t) and len(t) >= 3]
+            if foreign or match.start() in relation_ends:
+                yield match.start(), match.end(), 0.5 if len(tokens) >= 2 else 0.4
+        for start in weak_ends:
+            match = _LOWER_NAME.match(text, start)
+            if match and match.group()[0].islower():
+                first = match.group().split()[0]
+                if not is_word(first) and not product_like(first):
+                    yield match.start(), match.start() + len(first), 0.4
+
+    return find
+
+
+def propagate_names(text: str, spans: list[Span]) -> list[Span]:
+    """Every other occurrence of a word of a detected name is that person too ("Magnus ... Magnus Poulsen").
+
+    Examples
+    --------
+    >>> text = "Directed by Maciej Borkowski and starring Borkowski"
+    >>> [text[s.start:s.end] for s in propagate_names(text, [Span(12, 28, "PERSON")])]
+    ['Maciej Borkowski', 'Borkowski']
+    """
+    words = {
+        word
+        for span in spans
+        if span.entity_type == "PERSON"
+        for word in regex.findall(r"[\p{L}'’\-]{3,}", text[span.start : span.end])
+        if word.lower() not in _PARTICLES
+    }
+    if not words:
+        return spans
+    pattern = regex.compile(r"(?<![\p{L}\d])(?:" + "|".join(map(regex.escape, sorted(words))) + r")(?![\p{L}\d])")
+    extra = [Span(m.start(), m.end(), "PERSON", 0.4) for m in pattern.finditer(text)]
+    return merge_spans(text, [*spans, *extra])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Handles, obfuscated e-mails, API keys, dates of birth
+
+_HANDLE = regex.compile(r"(?<![\w.@/])@[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?(?![\w@(])")
+#: Code and style sheets use ``@name`` for other things than people.
+_NOT_HANDLES = frozenset(
+    "property staticmethod classmethod dataclass override deprecated abstractmethod cached_property media import "
+    "keyframes font-face supports page charset namespace layer tailwind apply param return returns throws see "
+    "author since version link interface implementation end synthesize protocol optional required objc app "
+    "pytest mock patch fixture jit njit lru_cache wraps overload final test before after component injectable "
+    "input output autowired bean service controller entity table column id get post put delete mixin include "
+    "extend if else each for while function use forward tailwindcss".split()
+)
+
+
+def find_handles(text: str) -> Found:
+    """Social handles (``@jane_doe``), except decorators and at-rules of code and style sheets."""
+    for match in _HANDLE.finditer(text):
+        name = match.group()[1:]
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        at_line_start = not text[line_start : match.start()].strip()
+        if name.lower() in _NOT_HANDLES or (at_line_start and text[match.end() : match.end() + 1] in ("(", "\n", "")):
+            continue
+        yield match.start(), match.end(), 0.6
+
+
+_AT = r"\s*(?:\(|\[|\{|<)?\s*(?:at|@)\s*(?:\)|\]|\}|>)?\s*"
+_DOT = r"\s*(?:\(|\[|\{|<)?\s*(?:dot|\.)\s*(?:\)|\]|\}|>)?\s*"
+_OBFUSCATED_EMAIL = regex.compile(
+    rf"(?i)\b[\w.+\-]+(?:\s+(?:at)\s+|\s*[\(\[\{{<]\s*(?:at|@)\s*[\)\]\}}>]\s*)[\w\-]+(?:{_DOT}[\w\-]+)*"
+    rf"(?:\s+dot\s+|\s*[\(\[\{{<]\s*(?:dot|\.)\s*[\)\]\}}>]\s*|\.)(?:com|org|net|edu|gov|io|co|uk|de|fr|info|me|"
+    rf"[a-z]{{2}})\b"
+)
+
+
+def find_obfuscated_emails(text: str) -> Found:
+    """E-mail addresses written to dodge scrapers: ``jane at example dot com``, ``jane[at]example[dot]org``."""
+    for match in _OBFUSCATED_EMAIL.finditer(text):
+        yield match.start(), match.end(), 0.7
+
+
+_KEY_PREFIXES = regex.compile(
+    r"\b(?:sk-(?:proj-|ant-|live-)?[A-Za-z0-9_\-]{16,}|(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|"
+    r"gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_\-]{16,}|"
+    r"xox[abposr]-[A-Za-z0-9\-]{10,}|(?:AKIA|ASIA)[A-Z0-9]{16}|AIza[A-Za-z0-9_\-]{35}|hf_[A-Za-z0-9]{20,}|"
+    r"eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{5,}|npm_[A-Za-z0-9]{30,}|"
+    r"SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,})"
+)
+_TOKEN_CANDIDATE = regex.compile(r"(?<![\w/.\-])[A-Za-z0-9_\-+/=]{20,}(?![\w/.\-])")
+_SECRET_CUE = regex.compile(r"(?i)\b(?:key|token|secret|password|passwd|pwd|bearer|auth|credential|api)\b")
+
+
+def shannon_entropy(value: str) -> float:
+    """Bits per character of ``value``'s character distribution."""
+    counts = Counter(value)
+    return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+
+
+def find_api_keys(text: str) -> Found:
+    """API keys and tokens: known prefixes (``sk-``, ``ghp_``, ``AKIA``, JWTs...) or long high-entropy strings.
+
+    A high-entropy string has 20+ characters mixing letters and digits with at least 4 bits of entropy per
+    character (3.5 after a cue such as "token" or "key"); hex digests such as git hashes reach at most 4 and need
+    the cue. Words, paths and identifiers_with_underscores do not qualify.
+    """
+    for match in _KEY_PREFIXES.finditer(text):
+        yield match.start(), match.end(), 0.8
+    for match in _TOKEN_CANDIDATE.finditer(text):
+        value = match.group()
+        if not (regex.search(r"\d", value) and regex.search(r"[A-Za-z]", value)):
+            continue
+        cued = bool(_SECRET_CUE.search(text[max(0, match.start() - 30) : match.start()]))
+        if shannon_entropy(value) >= (3.5 if cued else 4.0):
+            yield match.start(), match.end(), 0.6
+
+
+_BIRTH_CUE = regex.compile(r"(?i)\b(?:born(?:\s+on|\s+in)?|date\s+of\s+birth|d\.?o\.?b\.?|birthday(?:\s+is)?)\s*[:\-]?\s*")
+_DATE = regex.compile(
+    r"(?i)\d{1,4}[\-./]\d{1,2}[\-./]\d{1,4}|\d{1,2}(?:st|nd|rd|th)?\s+\p{L}{3,9}\.?,?\s+\d{4}|"
+    r"\p{L}{3,9}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}"
+)
+
+
+def find_dates_of_birth(text: str) -> Found:
+    """A full date right after "born", "date of birth", "DOB" or "birthday"; other dates stay text."""
+    for cue in _BIRTH_CUE.finditer(text):
+        match = _DATE.match(text, cue.end())
+        if match:
+            yield match.start(), match.end(), 0.6
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Presidio wrappers
+
+RULES: dict[str, tuple[str, ...]] = {
+    "STREET_ADDRESS": ("find_street_addresses",),
+    "PHONE_NUMBER": ("find_phone_numbers",),
+    "ZIP_CODE": ("find_zip_codes",),
+    "CREDIT_CARD": ("find_card_numbers",),
+    "ID_NUMBER": ("find_id_numbers",),
+    "HANDLE": ("find_handles",),
+    "EMAIL_ADDRESS": ("find_obfuscated_emails",),
+    "API_KEY": ("find_api_keys",),
+    "DATE_OF_BIRTH": ("find_dates_of_birth",),
+}
+
+
+def build_recognizers(lexicon: frozenset[str]) -> list:
+    """Presidio recognizers for every rule of this module; ``lexicon`` holds lower-case English words."""
+    from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+    class RuleRecognizer(EntityRecognizer):
+        def __init__(self, entity: str, rule: Callable[[str], Found], name: str):
+            self.rule = rule
+            super().__init__(supported_entities=[entity], name=name, supported_language="en")
+
+        def load(self) -> None:
+            """Nothing to load: the rule is a function."""
+
+        def analyze(self, text, entities, nlp_artifacts=None):
+            entity = self.supported_entities[0]
+            return [
+                RecognizerResult(entity, start, end, score)
+                for start, end, score in self.rule(text)
+                if end > start
+            ]
+
+    rules = globals()
+    recognizers = [
+        RuleRecognizer(entity, rules[name], f"clio_lite_{name}") for entity, names in RULES.items() for name in names
+    ]
+    recognizers.append(RuleRecognizer("PERSON", make_name_finder(lexicon), "clio_lite_find_names"))
+    return recognizers
