@@ -246,7 +246,7 @@ def find_card_numbers(text: str) -> Found:
 _ID_CUE = regex.compile(
     r"(?i)\b(?:driver'?s?\s+licen[cs]e|licen[cs]e\s+(?:number|no\.?|#)|passport|national\s+id|id\s+(?:number|no\.?)|"
     r"account\s+(?:number|no\.?)|member(?:ship)?\s+(?:id|number)|policy\s+(?:number|no\.?)|customer\s+(?:id|number)|"
-    r"employee\s+(?:id|number)|tax\s+id|ssn|social\s+security(?:\s+number)?)\b(?:\s+(?:number|no\.?|#))?"
+    r"employee\s+(?:id|number)|tax\s+id)\b(?:\s+(?:number|no\.?|#))?"
     r"(?:\s+(?:is|was))?\s*[:#]?\s*"
 )
 _ID_VALUE = regex.compile(r"(?=[\w\-]*\d)[A-Za-z0-9][A-Za-z0-9\-]{3,24}\b")
@@ -346,6 +346,9 @@ def make_name_finder(lexicon: frozenset[str]) -> Callable[[str], Found]:
     return find
 
 
+_NAME_PART = regex.compile(r"(?<![\p{L}\d])[\p{L}'’\-]{3,}(?![\p{L}\d])")
+
+
 def propagate_names(text: str, spans: list[Span]) -> list[Span]:
     """Every other occurrence of a word of a detected name is that person too ("Magnus ... Magnus Poulsen").
 
@@ -359,13 +362,12 @@ def propagate_names(text: str, spans: list[Span]) -> list[Span]:
         word
         for span in spans
         if span.entity_type == "PERSON"
-        for word in regex.findall(r"[\p{L}'’\-]{3,}", text[span.start : span.end])
+        for word in _NAME_PART.findall(text, span.start, span.end)
         if word.lower() not in _PARTICLES
     }
     if not words:
         return spans
-    pattern = regex.compile(r"(?<![\p{L}\d])(?:" + "|".join(map(regex.escape, sorted(words))) + r")(?![\p{L}\d])")
-    extra = [Span(m.start(), m.end(), "PERSON", 0.4) for m in pattern.finditer(text)]
+    extra = [Span(m.start(), m.end(), "PERSON", 0.4) for m in _NAME_PART.finditer(text) if m.group() in words]
     return merge_spans(text, [*spans, *extra])
 
 
