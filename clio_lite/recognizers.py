@@ -272,13 +272,20 @@ _CAPITALISED_RUN = regex.compile(
 )
 _STRONG_NAME_CUE = regex.compile(
     r"(?i)\b(?:my\s+name\s+is|my\s+name's|name\s+is|names?\s*:|(?:call|calls)\s+me|i\s+go\s+by|named|called|signed,?|"
-    r"(?:mr|mrs|ms|miss|dr|prof|sir|madam|mx)\.?|user\s*:|patient\s*:?|(?:first|last|full)\s+name\s*(?:is|:)?)\s+"
+    r"(?:mr|mrs|ms|miss|dr|prof|sir|madam|mx)\.?|user\s*:|patient\s*:?|(?:first|last|full)\s+name\s*(?:is|:|\?)?)\s+"
 )
+#: Before a single capitalised non-English word (or a lower-case one), these say it is a person.
 _WEAK_NAME_CUE = regex.compile(
-    r"(?i)\b(?:i'm|i\s+am|this\s+is|it's|ask|tell|dear|hi|hello|hey|thanks|thank\s+you|regards,?|cheers,?|"
-    r"meet|with|by|from|and|to|for|under|or|called|add|producer|director|directed\s+by:?|written\s+by|"
-    r"wife|husband|son|daughter|friend|brother|sister|mother|father|mom|dad|boss|colleague|manager|grandfather|"
-    r"grandmother|uncle|aunt|cousin|neighbou?r|partner|tribute\s+to|remember\s+me,?)\s+"
+    r"(?i)\b(?:i'm|i\s+am|this\s+is|ask|tell|dear|hi|hello|hey|thanks|thank\s+you|regards,?|cheers,?|meet|met|"
+    r"called|named|add|producer|director|directed\s+by:?|written\s+by|song\s+by|tribute\s+to|remember\s+me,?|"
+    r"gender\s+of|founders:?|verses\s+from|why\s+is|speak\s+to|talk\s+to)\s+"
+)
+#: After a single capitalised non-English word, these say it is a person ("Shovda is very reliable", "Ella: ...").
+_PERSON_AFTER = regex.compile(
+    r"(?i)(?::(?=\s*[\"\p{L}])|,\s+(?:can|could|would|will|please)\b|\s+(?:said|says|told|asked|lives|lived|spent|"
+    r"began|begins|wrote|writes|shouted|replied|thinks|thought|feels|felt|loves|loved|hates|married|died|"
+    r"was\s+born|has\s+been|had\s+given|is\s+(?:very|so|a\s+very)|was\s+(?:very|so)|so\s+\w+\?|"
+    r"and\s+\p{Lu}\p{Ll}+\s+(?:were|are|have|had))\b)"
 )
 #: After these, a capitalised word is a person even when it is also an English word ("my friend Will").
 _RELATION_CUE = regex.compile(
@@ -287,6 +294,9 @@ _RELATION_CUE = regex.compile(
     r"girlfriend|fianc[ée]e?|roommate|coworker|manager|teacher|doctor)|said|told|asked|shouted\s+at|spoke\s+to|"
     r"talked\s+to|married|dating)\s+"
 )
+#: A text that opens with a line of two or three words, as a signature or letterhead does ("leone mazzi\n").
+_FIRST_LINE_NAME = regex.compile(r"[\s>?]*(\p{L}[\p{L}'’\-]+(?:\s\p{L}\.?)?(?:\s\p{L}[\p{L}'’\-]+){1,2})[ \t]*\n")
+_CODE = frozenset("import from def class return using include package select print let const var fn func".split())
 _LOWER_NAME = regex.compile(r"\p{L}[\p{L}'’\-]+(?:\s\p{L}\.)?(?:\s\p{L}[\p{L}'’\-]+)?")
 _PARTICLES = frozenset(_PARTICLE[3:-1].split("|"))
 
@@ -296,9 +306,13 @@ def make_name_finder(lexicon: frozenset[str]) -> Callable[[str], Found]:
 
     - After a strong cue ("my name is", "call me", "Name:", "Mr."), the next one to three words, lower-case too,
       unless the first is an English function word.
-    - Runs of capitalised words where at least one is not an English word ("Impi Nummelin", "Willemine ten Pas",
-      "Vasquez"), and any capitalised word after a relation ("my friend Will", "shouted at Scott").
+    - Runs of two or more capitalised words where at least one is not an English word ("Impi Nummelin",
+      "Willemine ten Pas"); a single one ("Vasquez") only beside a cue that it is a person ("ask Vasquez",
+      "Shovda is very reliable", "Ella: ..."), since single foreign words are as often products ("Django");
+      any capitalised word after a relation ("my friend Will", "shouted at Scott").
     - After "I'm", "this is", "ask" and the like, a lower-case word that is not English ("i'm borna").
+    - A first line of two or three words, one of them not English and none a function word or code keyword, as a
+      signature opens ("leone mazzi").
 
     Capitalised words with an inner capital or a digit (``PyTorch``, ``GPT4``) are products, not names.
     """
@@ -329,13 +343,25 @@ def make_name_finder(lexicon: frozenset[str]) -> Callable[[str], Found]:
                 end = match.start() + len(" ".join(kept))
                 yield match.start(), end, 0.6
         for match in _CAPITALISED_RUN.finditer(text):
-            tokens = [t for t in match.group().split() if t.lower() not in _PARTICLES]
-            names = [t for t in tokens if len(t.rstrip(".")) > 1]
+            start, tokens = match.start(), match.group().split()
+            # A sentence's first word is capitalised whatever it is ("Deploy Django"): English words lead no name.
+            while tokens and is_word(tokens[0]) and start not in relation_ends | strong_ends | weak_ends:
+                start = text.index(tokens[1], start + len(tokens[0])) if len(tokens) > 1 else match.end()
+                tokens = tokens[1:]
+            names = [t for t in tokens if t.lower() not in _PARTICLES and len(t.rstrip(".")) > 1]
             if not names or any(product_like(t) for t in names):
                 continue
             foreign = [t for t in names if not is_word(t) and len(t) >= 3]
-            if foreign or match.start() in relation_ends:
-                yield match.start(), match.end(), 0.5 if len(tokens) >= 2 else 0.4
+            if start in relation_ends:
+                yield start, match.end(), 0.5
+            elif foreign and len(tokens) >= 2:
+                yield start, match.end(), 0.5
+            elif start in weak_ends or start in strong_ends or (foreign and _PERSON_AFTER.match(text, match.end())):
+                yield start, match.end(), 0.4
+        first_line = _FIRST_LINE_NAME.match(text)
+        words = first_line.group(1).lower().split() if first_line else []
+        if any(not is_word(w) and len(w) > 2 for w in words) and not any(w in STOP_WORDS or w in _CODE for w in words):
+            yield first_line.start(1), first_line.end(1), 0.4
         for start in weak_ends:
             match = _LOWER_NAME.match(text, start)
             if match and match.group()[0].islower():
@@ -346,11 +372,17 @@ def make_name_finder(lexicon: frozenset[str]) -> Callable[[str], Found]:
     return find
 
 
+_LIST_ITEM = regex.compile(r"(?<![\p{L}\d])\p{Lu}[\p{L}'’\-]+(?![\p{L}\d])")
+#: Capitalised words joined by commas and "and"/"or" ("Kónya, Becker and Vasquez").
+_NAME_LIST = regex.compile(
+    r"(?<![\p{L}\d])\p{Lu}[\p{L}'’\-]+(?:,\s\p{Lu}[\p{L}'’\-]+)*,?\s(?:and|or|&)\s\p{Lu}[\p{L}'’\-]+(?![\p{L}\d])"
+)
 _NAME_PART = regex.compile(r"(?<![\p{L}\d])[\p{L}'’\-]{3,}(?![\p{L}\d])")
 
 
 def propagate_names(text: str, spans: list[Span]) -> list[Span]:
-    """Every other occurrence of a word of a detected name is that person too ("Magnus ... Magnus Poulsen").
+    """Every other occurrence of a word of a detected name is that person too ("Magnus ... Magnus Poulsen"), and so
+    is every capitalised word listed with a detected name ("Kónya, Becker and Vasquez").
 
     Examples
     --------
@@ -368,6 +400,11 @@ def propagate_names(text: str, spans: list[Span]) -> list[Span]:
     if not words:
         return spans
     extra = [Span(m.start(), m.end(), "PERSON", 0.4) for m in _NAME_PART.finditer(text) if m.group() in words]
+    people = [span for span in [*spans, *extra] if span.entity_type == "PERSON"]
+    for listing in _NAME_LIST.finditer(text):
+        items = list(_LIST_ITEM.finditer(text, listing.start(), listing.end()))
+        if any(span.start < item.end() and item.start() < span.end for item in items for span in people):
+            extra.extend(Span(item.start(), item.end(), "PERSON", 0.4) for item in items)
     return merge_spans(text, [*spans, *extra])
 
 
