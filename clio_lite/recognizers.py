@@ -30,7 +30,7 @@ class Span:
 
 
 def merge_spans(text: str, spans: Iterable[Span]) -> list[Span]:
-    """Overlapping spans as one span (typed by its most confident part), trimmed of surrounding whitespace.
+    """Overlapping spans as one span (typed by its longest part), trimmed of surrounding whitespace.
 
     Examples
     --------
@@ -49,7 +49,7 @@ def merge_spans(text: str, spans: Iterable[Span]) -> list[Span]:
         span = Span(start, end, span.entity_type, span.score)
         if merged and start < merged[-1].end:
             last = merged[-1]
-            best = last if (last.score, last.end - last.start) >= (span.score, end - start) else span
+            best = last if (last.end - last.start, last.score) >= (end - start, span.score) else span
             merged[-1] = Span(last.start, max(last.end, end), best.entity_type, best.score)
         else:
             merged.append(span)
@@ -100,11 +100,18 @@ _ADDRESS_CUE = regex.compile(
     r"(?i)\b(?:address(?:es)?(?:\s+(?:is|was|to|with))?|addr|(?:live|lives|lived|living|stay|staying|reside|resides)"
     r"\s+(?:at|on|in)|located\s+(?:at|on|in)|(?:meet|see)\s+(?:me|you|us)\s+at|off\s+at|(?:sent|send|ship|shipped|"
     r"deliver|delivered|return|returned|mail|mailed|post|posted|moved|move|forward|forwarded)\s+(?:it\s+|them\s+)?to|"
-    r"arrived\s+at|(?:is|are|was)\s+(?:at|on)|corner\s+of|(?:it's|it\s+is)\s+(?:in|at|on))\b[:\s]*"
+    r"arrived\s+at|(?:office|offices|house|home|flat|apartment|place|shop|store|restaurant|station|hotel|school|"
+    r"studio|clinic)\s+(?:is|are|was)\s+(?:at|on|in)|corner\s+of|(?:it's|it\s+is)\s+(?:in|at|on))\b[:\s]*"
 )
 _SENTENCE_END = regex.compile(
     r"[?!\n]|\.(?:\s+\p{Lu}|\s*$)|\s+(?:in\s+case|last\s+night|for\s+(?:the|a|my|your)|by\s+\d|before|after|"
-    r"tomorrow|today|tonight|please|thanks|because|so\s+that)\b"
+    r"tomorrow|today|tonight|please|thanks|because|so\s+that)\b|,\s+(?:my|and|but|or|so|please|thanks|because|which|"
+    r"it|i|we|you)\b"
+)
+#: Numbers in an address cue's sentence that do not make it an address: times, dates, prices, percentages.
+_NOT_ADDRESS_NUMBERS = regex.compile(
+    r"\d{1,2}:\d{2}(?::\d{2})?|\d{4}[\-./]\d{1,2}[\-./]\d{1,2}|\d{1,2}[\-./]\d{1,2}[\-./]\d{2,4}|[$€£¥]\s?\d[\d,.]*|"
+    r"\d[\d,.]*\s?(?:%|percent|dollars?|euros?|pounds?|am|pm|o'clock|minutes?|hours?|days?|weeks?|years?)\b"
 )
 #: A following line that continues an address block: a unit, a city in capitals, a country and postcode, a state.
 _ADDRESS_LINE = regex.compile(
@@ -130,9 +137,16 @@ def find_street_addresses(text: str) -> Found:
         end_match = _SENTENCE_END.search(text, start)
         end = end_match.start() if end_match else len(text)
         candidate = text[start:end]
-        if 3 <= len(candidate) <= 120 and (regex.search(r"\d", candidate) or "corner" in cue.group().lower()):
+        numbers = regex.search(r"\d", _NOT_ADDRESS_NUMBERS.sub(" ", candidate))
+        if 3 <= len(candidate) <= 120 and (numbers or "corner" in cue.group().lower()):
             found.append((start, _extend_block(text, end), 0.5))
     yield from found
+
+
+_CITY_TAIL = regex.compile(
+    r"(?:\s*,\s*(?!(?i:my|and|but|or|so|please|thanks|because|which|it|i|we|you|the|a|an|then)\b)"
+    r"[\p{L}'\-.]+(?:\s+[\p{L}'\-.()]+){0,3}){1,3}(?:\s+\d{3,6}(?:-\d{3,4})?)?"
+)
 
 
 def _extend_unit(text: str, end: int) -> int:
@@ -141,8 +155,7 @@ def _extend_unit(text: str, end: int) -> int:
     match = unit.match(text, end)
     if match:
         end = match.end()
-    city = regex.compile(r"(?:\s*,\s*[\p{L}'\-.]+(?:\s+[\p{L}'\-.()]+){0,3}){1,3}(?:\s+\d{3,6}(?:-\d{3,4})?)?")
-    match = city.match(text, end)
+    match = _CITY_TAIL.match(text, end)
     return match.end() if match else end
 
 
@@ -176,7 +189,7 @@ _PHONE_CUE = regex.compile(
     r"number|answering|messages\s+to|registered)\b"
 )
 _DATE_LIKE = regex.compile(
-    r"(?:\d{4}[\-./]\d{1,2}[\-./]\d{1,2}|\d{1,2}[\-./]\d{1,2}[\-./]\d{2,4}|(?:19|20)\d{2}\s?[\-–]\s?(?:19|20)?\d{2})"
+    r"(?:\d{4}[\-./]\d{1,2}[\-./]\d{1,2}|\d{1,2}[\-./]\d{1,2}[\-./]\d{2,4}|(?:19|20)\d{2}(?:\s?[\-–/]\s?|\s)(?:19|20)?\d{2})"
 )
 
 
@@ -192,7 +205,8 @@ def find_phone_numbers(text: str) -> Found:
         if not 7 <= digits <= 15 or _DATE_LIKE.fullmatch(value.strip()):
             continue
         before = text[max(0, match.start() - 40) : match.start()]
-        cued = bool(_PHONE_CUE.search(before)) or bool(_PHONE_CUE.match(text[match.end() : match.end() + 12].lstrip(" -")))
+        after = text[match.end() : match.end() + 12].lstrip(" -")
+        cued = bool(_PHONE_CUE.search(before)) or bool(_PHONE_CUE.match(after))
         structured = value.startswith(("+", "(")) or "-" in value or regex.search(r"\d\s\d", value)
         if value.isdigit() and not (cued or value.startswith("0")):
             continue
@@ -296,7 +310,10 @@ _RELATION_CUE = regex.compile(
 )
 #: A text that opens with a line of two or three words, as a signature or letterhead does ("leone mazzi\n").
 _FIRST_LINE_NAME = regex.compile(r"[\s>?]*(\p{L}[\p{L}'’\-]+(?:\s\p{L}\.?)?(?:\s\p{L}[\p{L}'’\-]+){1,2})[ \t]*\n")
-_CODE = frozenset("import from def class return using include package select print let const var fn func".split())
+_CODE = frozenset(
+    {"import", "from", "def", "class", "return", "using", "include", "package", "select", "print", "let", "const",
+     "var", "fn", "func"}
+)
 _LOWER_NAME = regex.compile(r"\p{L}[\p{L}'’\-]+(?:\s\p{L}\.)?(?:\s\p{L}[\p{L}'’\-]+)?")
 _PARTICLES = frozenset(_PARTICLE[3:-1].split("|"))
 
@@ -352,9 +369,7 @@ def make_name_finder(lexicon: frozenset[str]) -> Callable[[str], Found]:
             if not names or any(product_like(t) for t in names):
                 continue
             foreign = [t for t in names if not is_word(t) and len(t) >= 3]
-            if start in relation_ends:
-                yield start, match.end(), 0.5
-            elif foreign and len(tokens) >= 2:
+            if start in relation_ends or foreign and len(tokens) >= 2:
                 yield start, match.end(), 0.5
             elif start in weak_ends or start in strong_ends or (foreign and _PERSON_AFTER.match(text, match.end())):
                 yield start, match.end(), 0.4
@@ -414,12 +429,16 @@ def propagate_names(text: str, spans: list[Span]) -> list[Span]:
 _HANDLE = regex.compile(r"(?<![\w.@/])@[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?(?![\w@(])")
 #: Code and style sheets use ``@name`` for other things than people.
 _NOT_HANDLES = frozenset(
-    "property staticmethod classmethod dataclass override deprecated abstractmethod cached_property media import "
-    "keyframes font-face supports page charset namespace layer tailwind apply param return returns throws see "
-    "author since version link interface implementation end synthesize protocol optional required objc app "
-    "pytest mock patch fixture jit njit lru_cache wraps overload final test before after component injectable "
-    "input output autowired bean service controller entity table column id get post put delete mixin include "
-    "extend if else each for while function use forward tailwindcss".split()
+    {
+        "property", "staticmethod", "classmethod", "dataclass", "override", "deprecated", "abstractmethod",
+        "cached_property", "media", "import", "keyframes", "font-face", "supports", "page", "charset", "namespace",
+        "layer", "tailwind", "apply", "param", "return", "returns", "throws", "see", "author", "since", "version",
+        "link", "interface", "implementation", "end", "synthesize", "protocol", "optional", "required", "objc",
+        "app", "pytest", "mock", "patch", "fixture", "jit", "njit", "lru_cache", "wraps", "overload", "final",
+        "test", "before", "after", "component", "injectable", "input", "output", "autowired", "bean", "service",
+        "controller", "entity", "table", "column", "id", "get", "post", "put", "delete", "mixin", "include",
+        "extend", "if", "else", "each", "for", "while", "function", "use", "forward", "tailwindcss",
+    }
 )
 
 
@@ -484,7 +503,9 @@ def find_api_keys(text: str) -> Found:
             yield match.start(), match.end(), 0.6
 
 
-_BIRTH_CUE = regex.compile(r"(?i)\b(?:born(?:\s+on|\s+in)?|date\s+of\s+birth|d\.?o\.?b\.?|birthday(?:\s+is)?)\s*[:\-]?\s*")
+_BIRTH_CUE = regex.compile(
+    r"(?i)\b(?:born(?:\s+on|\s+in)?|date\s+of\s+birth|d\.?o\.?b\.?|birthday(?:\s+is)?)\s*[:\-]?\s*"
+)
 _DATE = regex.compile(
     r"(?i)\d{1,4}[\-./]\d{1,2}[\-./]\d{1,4}|\d{1,2}(?:st|nd|rd|th)?\s+\p{L}{3,9}\.?,?\s+\d{4}|"
     r"\p{L}{3,9}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}"

@@ -1,0 +1,200 @@
+"""clio_lite's rule-based recognizers: what each finds, what it leaves alone, and how detections are merged."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from clio_lite.recognizers import (
+    Span,
+    find_api_keys,
+    find_card_numbers,
+    find_dates_of_birth,
+    find_handles,
+    find_id_numbers,
+    find_obfuscated_emails,
+    find_phone_numbers,
+    find_street_addresses,
+    find_zip_codes,
+    make_name_finder,
+    merge_spans,
+    propagate_names,
+    shannon_entropy,
+)
+from clio_lite.scrub import _english_lexicon, replace_spans, resolve_spacy_model
+
+
+def found(rule, text: str) -> set[str]:
+    return {text[start:end] for start, end, _ in rule(text)}
+
+
+# (rule, text, the value it must find)
+POSITIVES = [
+    (find_phone_numbers, "call me on +44 20 7946 0958", "+44 20 7946 0958"),
+    (find_phone_numbers, "Phone: (555) 123-4567", "(555) 123-4567"),
+    (find_phone_numbers, "They're not answering at 0680 298 70 63", "0680 298 70 63"),
+    (find_phone_numbers, "Desk: (898)666-3621x0135", "(898)666-3621x0135"),
+    (find_phone_numbers, "mobile: 99 577450", "99 577450"),
+    (find_phone_numbers, "fax +41 (0)85 806 98 67", "+41 (0)85 806 98 67"),
+    (find_phone_numbers, "085 175 7641-Office", "085 175 7641"),
+    (find_zip_codes, "my zip code is 90210", "90210"),
+    (find_zip_codes, "ZIP: 7412 SL", "7412 SL"),
+    (find_zip_codes, "postcode SW1A 1AA", "SW1A 1AA"),
+    (find_zip_codes, "Denver, CO 80203", "80203"),
+    (find_zip_codes, "to support Acme in Espoo 02100 in its mission", "02100"),
+    (find_street_addresses, "I live at 42 Elm Street, Springfield", "42 Elm Street, Springfield"),
+    (find_street_addresses, "send it to 7494 Hlíðarvegur 97", "7494 Hlíðarvegur 97"),
+    (find_street_addresses, "Megan lives on Via Tasso 129", "Via Tasso 129"),
+    (find_street_addresses, "The bus drops you off at 56 rue La Boétie", "56 rue La Boétie"),
+    (find_street_addresses, "The restaurant is at PSC 0729, Box 5797", "PSC 0729, Box 5797"),
+    (find_street_addresses, "meet me at 2407 tawastintie 6, sé, portugal", "2407 tawastintie 6, sé, portugal"),
+    (find_street_addresses, "Name: Ann\n3654 Brixtonlaan 380\nSuite 727\nCharleroi\nBelgium 42940",
+     "3654 Brixtonlaan 380\nSuite 727\nCharleroi\nBelgium 42940"),
+    (find_handles, "follow @jane_doe for updates", "@jane_doe"),
+    (find_handles, "ping @Bob42 about it", "@Bob42"),
+    (find_obfuscated_emails, "write to john at example dot com", "john at example dot com"),
+    (find_obfuscated_emails, "jane[at]mail[dot]org", "jane[at]mail[dot]org"),
+    (find_obfuscated_emails, "bob (at) corp.co.uk", "bob (at) corp.co.uk"),
+    (find_api_keys, "my key is sk-proj-abcdefghijklmnop1234", "sk-proj-abcdefghijklmnop1234"),
+    (find_api_keys, "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
+    (find_api_keys, "aws AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"),
+    (find_api_keys, "token: 9fK2xQ7LmP4vR8sT1wY6zB3nC5", "9fK2xQ7LmP4vR8sT1wY6zB3nC5"),
+    (find_card_numbers, "What is the limit for card 4454794511390933?", "4454794511390933"),
+    (find_card_numbers, "limit on my card # 503890547220", "503890547220"),
+    (find_id_numbers, "My driver's license number is F162823540116", "F162823540116"),
+    (find_id_numbers, "passport number: X1234567", "X1234567"),
+    (find_dates_of_birth, "She was born on 2/8/1935", "2/8/1935"),
+    (find_dates_of_birth, "DOB: 1990-05-03", "1990-05-03"),
+    (find_dates_of_birth, "born on March 3, 1980", "March 3, 1980"),
+]
+
+# Near misses: what each rule must leave alone.
+NEGATIVES = [
+    (find_phone_numbers, "upgrade from version 1.2.3 to 10.0.2"),
+    (find_phone_numbers, "it cost $1,299.99 last year"),
+    (find_phone_numbers, "sales grew from 2019-2020"),
+    (find_phone_numbers, "the meeting is on 2024-05-01 at 12:30"),
+    (find_phone_numbers, "the server is 192.168.1.20"),
+    (find_phone_numbers, "between the years 1999 2000"),
+    (find_phone_numbers, "the population is 13960000"),
+    (find_zip_codes, "I have 90210 points"),
+    (find_zip_codes, "back in London 2012"),
+    (find_zip_codes, "room 4012 is free"),
+    (find_street_addresses, "I have 3 apples and 4 oranges"),
+    (find_street_addresses, "Python 3 is great"),
+    (find_street_addresses, "we met at the station"),
+    (find_handles, "@property\ndef name(self):"),
+    (find_handles, "@media screen and (max-width: 600px)"),
+    (find_handles, "mail a@b.com"),
+    (find_handles, '@app.route("/")'),
+    (find_obfuscated_emails, "look at the dot"),
+    (find_obfuscated_emails, "meet at example com"),
+    (find_api_keys, "the function get_user_account_information_by_id"),
+    (find_api_keys, "commit 3f9a2c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39"),
+    (find_api_keys, "a/very/long/path/to/some/file_name_2024.py"),
+    (find_card_numbers, "order 503890547220 shipped"),
+    (find_card_numbers, "a population of 13960000"),
+    (find_id_numbers, "my passport expired"),
+    (find_id_numbers, "the account number is missing"),
+    (find_dates_of_birth, "the orchestra was founded in 1977"),
+    (find_dates_of_birth, "the invoice is due on 2024-05-01"),
+]
+
+
+@pytest.mark.parametrize(("rule", "text", "value"), POSITIVES, ids=[f"{r.__name__}:{t}" for r, t, _ in POSITIVES])
+def test_each_rule_finds_its_entity(rule, text, value):
+    assert value in found(rule, text)
+
+
+@pytest.mark.parametrize(("rule", "text"), NEGATIVES, ids=[f"{r.__name__}:{t}" for r, t in NEGATIVES])
+def test_each_rule_leaves_near_misses_alone(rule, text):
+    assert found(rule, text) == set()
+
+
+@pytest.fixture(scope="module")
+def find_names():
+    import spacy
+
+    return make_name_finder(_english_lexicon(spacy.load(resolve_spacy_model(None))))
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("my name is borna jerković", "borna jerković"),
+        ("What's your last name? Arcuri", "Arcuri"),
+        ("Mr. Kozłowski flew to Oslo", "Kozłowski"),
+        ("I want to add Edvard Petrussen as a beneficiary", "Edvard Petrussen"),
+        ("Shovda is very reliable.", "Shovda"),
+        ("Why is Glyceria so impulsive?", "Glyceria"),
+        ("I would like to remove my kid Mario from the will", "Mario"),
+        ("Ella: What a wife.", "Ella"),
+        ("leone mazzi\n\nnurse", "leone mazzi"),
+    ],
+)
+def test_names_spacy_misses_are_found_after_cues(find_names, text, name):
+    assert name in found(find_names, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How do I deploy on Ubuntu with Nginx?",  # single foreign words without a person cue are products
+        "I'm tired of waiting",  # a lower-case English word after "I'm"
+        "call me when the build is done",  # a function word after a cue
+        "import numpy\nx = 1",  # a first line of code, not a signature
+        "Note: the PyTorch version matters",  # inner capitals are products
+    ],
+)
+def test_names_rule_leaves_products_and_english_alone(find_names, text):
+    assert found(find_names, text) == set()
+
+
+def test_names_propagate_to_repeats_and_lists():
+    text = "Directed by Maciej Borkowski and starring Borkowski"
+    assert [text[s.start : s.end] for s in propagate_names(text, [Span(12, 28, "PERSON")])] == [
+        "Maciej Borkowski",
+        "Borkowski",
+    ]
+    text = "our 3 founders: Kónya, Becker and Vasquez."
+    spans = propagate_names(text, [Span(16, 21, "PERSON")])
+    assert {text[s.start : s.end] for s in spans} == {"Kónya", "Becker", "Vasquez"}
+
+
+def test_entropy_separates_keys_from_words():
+    assert shannon_entropy("aaaaaaaa") == 0
+    assert shannon_entropy("9fK2xQ7LmP4vR8sT1wY6zB3nC5") > 4.0 > shannon_entropy("get_user_account_information")
+
+
+span_lists = st.lists(
+    st.tuples(st.integers(0, 40), st.integers(1, 15), st.sampled_from(["PERSON", "PHONE_NUMBER", "URL"]),
+              st.floats(0, 1)),
+    max_size=8,
+)
+
+
+@given(st.text(alphabet="ab \n", min_size=60, max_size=60), span_lists)
+def test_merged_spans_are_disjoint_trimmed_and_cover_every_detection(text, raw):
+    spans = [Span(start, min(start + length, len(text)), kind, score) for start, length, kind, score in raw]
+    merged = merge_spans(text, spans)
+    assert all(a.end <= b.start for a, b in zip(merged, merged[1:], strict=False))
+    assert all(not text[s.start].isspace() and not text[s.end - 1].isspace() for s in merged)
+    covered = {i for s in merged for i in range(s.start, s.end)}
+    assert all(i in covered for s in spans for i in range(s.start, s.end) if not text[i].isspace())
+
+
+@given(st.text(alphabet="ab \n", min_size=60, max_size=60), span_lists)
+def test_replacing_merged_spans_removes_them_and_keeps_the_rest(text, raw):
+    spans = merge_spans(text, [Span(s, min(s + n, len(text)), k, p) for s, n, k, p in raw])
+    scrubbed = replace_spans(text, spans)
+    assert scrubbed.count("<") == len(spans)
+    kept = "".join(text[a.end : b.start] for a, b in zip([Span(0, 0, ""), *spans], [*spans, Span(len(text), 0, "")],
+                                                       strict=True))
+    assert "".join(part for part in _split_placeholders(scrubbed)) == kept
+
+
+def _split_placeholders(text: str) -> list[str]:
+    import re
+
+    return re.split(r"<[A-Z_]+>", text)
