@@ -11,8 +11,10 @@ spans):
 
 and prints one JSON document: per entity type span recall and character precision, the totals over the identifying
 types, on a dev half and a held-out half of the records (split by a hash of the record id; the recognizers were
-tuned on the dev half only), and the throughput of each configuration in documents per second. The measures are
-defined in ``docs/scrubbing.md``.
+tuned on the dev half only), and the throughput of each configuration in documents per second. It also runs each
+configuration on the 500 user prompts of ``../shared/data/arena_hard`` (real chatbot prompts with almost no personal
+data) and reports how much of that ordinary text would be replaced, and as what. The measures are defined in
+``docs/scrubbing.md``.
 
 Usage::
 
@@ -30,7 +32,7 @@ import os
 import platform
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
@@ -43,6 +45,8 @@ from clio_lite.scrub import PresidioScrubber, resolve_spacy_model  # noqa: E402
 logger = logging.getLogger("benchmarks.scrub")
 
 DATA = ROOT.parent / "shared" / "data" / "presidio_synth" / "presidio_synth.jsonl"
+#: Real chatbot prompts (Arena-Hard), public and nearly free of personal data: how much of ordinary text is replaced.
+TOPICAL_PROMPTS = ROOT.parent / "shared" / "data" / "arena_hard" / "arena_hard.jsonl"
 
 #: Gold types that identify a person (alone or with little else); recall is required on these.
 IDENTIFYING = (
@@ -155,52 +159,84 @@ def _presidio_analyzer():
     return AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=["en"])
 
 
-def run_presidio_plain(texts: list[str]):
+def presidio_plain():
     """Analyze and anonymize one text at a time with Presidio's defaults; spans are the analyzer's results."""
     from presidio_anonymizer import AnonymizerEngine
 
     analyzer, anonymizer = _presidio_analyzer(), AnonymizerEngine()
-    analyzer.analyze(texts[0], language="en")  # warm-up, outside the timing
-    started = time.perf_counter()
-    spans = []
-    for text in texts:
-        found = analyzer.analyze(text, language="en")
-        anonymizer.anonymize(text=text, analyzer_results=found)
-        spans.append([(r.start, r.end, r.entity_type) for r in found])
-    return spans, time.perf_counter() - started
+
+    def process(texts):
+        spans = []
+        for text in texts:
+            found = analyzer.analyze(text, language="en")
+            anonymizer.anonymize(text=text, analyzer_results=found)
+            spans.append([(r.start, r.end, r.entity_type) for r in found])
+        return spans
+
+    return process
 
 
-def run_presidio_batched(texts: list[str]):
+def presidio_batched():
+    """The same analyzer through Presidio's BatchAnalyzerEngine (spaCy's nlp.pipe), then the anonymizer."""
     from presidio_analyzer import BatchAnalyzerEngine
     from presidio_anonymizer import AnonymizerEngine
 
     batch, anonymizer = BatchAnalyzerEngine(analyzer_engine=_presidio_analyzer()), AnonymizerEngine()
-    list(batch.analyze_iterator(texts[:2], language="en"))
-    started = time.perf_counter()
-    spans = []
-    for text, found in zip(texts, batch.analyze_iterator(texts, language="en", batch_size=64), strict=True):
-        anonymizer.anonymize(text=text, analyzer_results=found)
-        spans.append([(r.start, r.end, r.entity_type) for r in found])
-    return spans, time.perf_counter() - started
+
+    def process(texts):
+        spans = []
+        for text, found in zip(texts, batch.analyze_iterator(texts, language="en", batch_size=64), strict=True):
+            anonymizer.anonymize(text=text, analyzer_results=found)
+            spans.append([(r.start, r.end, r.entity_type) for r in found])
+        return spans
+
+    return process
 
 
-def run_clio_lite(texts: list[str], **options):
+def clio_lite_scrubber(**options):
+    """clio_lite's PresidioScrubber: find() then replace(), which is what scrub() does."""
     scrubber = PresidioScrubber(**options)
-    scrubber.scrub(texts[:2])
-    started = time.perf_counter()
-    spans = scrubber.find(texts)
-    # Replacing from found spans is what scrub() does; time it too, on the same spans.
-    for text, found in zip(texts, spans, strict=True):
-        scrubber.replace(text, found)
-    return [[(s.start, s.end, s.entity_type) for s in found] for found in spans], time.perf_counter() - started
+
+    def process(texts):
+        spans = scrubber.find(texts)
+        for text, found in zip(texts, spans, strict=True):
+            scrubber.replace(text, found)
+        return [[(s.start, s.end, s.entity_type) for s in found] for found in spans]
+
+    return process
 
 
 CONFIGS = {
-    "presidio_plain": run_presidio_plain,
-    "presidio_batched": run_presidio_batched,
-    "clio_lite_full_spacy": lambda texts: run_clio_lite(texts, spacy_components=None),
-    "clio_lite": run_clio_lite,
+    "presidio_plain": presidio_plain,
+    "presidio_batched": presidio_batched,
+    "clio_lite_full_spacy": lambda: clio_lite_scrubber(spacy_components=None),
+    "clio_lite": clio_lite_scrubber,
 }
+
+
+def timed(process, texts):
+    """Spans of each text and the seconds taken, after a warm-up call on two texts."""
+    process(texts[:2])
+    started = time.perf_counter()
+    spans = process(texts)
+    return spans, time.perf_counter() - started
+
+
+def over_scrubbing(texts: list[str], spans) -> dict:
+    """On texts with (almost) no personal data: how much would be replaced, and as what."""
+    by_type, chars, changed = Counter(), 0, 0
+    for text, found in zip(texts, spans, strict=True):
+        replaced = _mask(len(text), found)
+        chars += sum(1 for i, flag in enumerate(replaced) if flag and not text[i].isspace())
+        changed += bool(found)
+        by_type.update(kind for *_, kind in found)
+    total = sum(1 for text in texts for char in text if not char.isspace())
+    return {
+        "texts": len(texts),
+        "texts_changed_share": round(changed / len(texts), 4),
+        "replaced_char_share": round(chars / total, 4),
+        "replacements_by_type": dict(by_type.most_common()),
+    }
 
 
 def _log_misses(records, predicted, limit):
@@ -216,10 +252,20 @@ def _log_misses(records, predicted, limit):
                 logger.info("miss %s %r in %r", span["entity_type"], text[span["start"]:span["end"]], text)
 
 
+def _user_prompts(path: Path) -> list[str]:
+    prompts = []
+    for line in path.open(encoding="utf-8"):
+        record = json.loads(line)
+        prompts.append("\n".join(m["content"] for m in record["messages"] if m["role"] == "user"))
+    return prompts
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--topical", type=Path, default=TOPICAL_PROMPTS,
+                        help="conversations JSONL whose user turns have (almost) no personal data; '' to skip")
     parser.add_argument("--misses", type=int, default=0, help="log up to N identifying dev spans clio_lite missed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -228,10 +274,12 @@ def main(argv=None) -> dict:
     dev, held_out = split(records)
     dev_templates = {r["labels"]["template_id"] for r in dev}
     unseen = [r for r in held_out if r["labels"]["template_id"] not in dev_templates]
+    topical = _user_prompts(args.topical) if str(args.topical) and args.topical.is_file() else []
     ordered = dev + held_out
     texts = [r["text"] for r in ordered]
     out: dict = {
         "dataset": str(args.data.relative_to(ROOT.parent)) if args.data.is_relative_to(ROOT.parent) else str(args.data),
+        "topical_prompts": {"path": str(args.topical.name), "texts": len(topical)} if topical else None,
         "records": {"all": len(records), "dev": len(dev), "held_out": len(held_out),
                     "held_out_unseen_templates": len(unseen)},
         "split": "dev = first byte of sha256(record id) even; recognizers tuned on dev only",
@@ -244,7 +292,8 @@ def main(argv=None) -> dict:
     }
     for name in args.configs:
         logger.info("running %s on %d texts", name, len(texts))
-        spans, seconds = CONFIGS[name](texts)
+        process = CONFIGS[name]()
+        spans, seconds = timed(process, texts)
         by_id = dict(zip((r["id"] for r in ordered), spans, strict=True))
         out["configs"][name] = {
             "seconds": round(seconds, 2),
@@ -253,6 +302,11 @@ def main(argv=None) -> dict:
             "held_out": evaluate(held_out, [by_id[r["id"]] for r in held_out]),
             "held_out_unseen_templates": evaluate(unseen, [by_id[r["id"]] for r in unseen])["overall"],
         }
+        if topical:
+            topical_spans, topical_seconds = timed(process, topical)
+            out["configs"][name]["topical_prompts"] = over_scrubbing(topical, topical_spans) | {
+                "docs_per_second": round(len(topical) / topical_seconds, 1)
+            }
         summary = {part: out["configs"][name][part]["overall"] for part in ("dev", "held_out")}
         logger.info("%s: %.1f docs/s %s", name, len(texts) / seconds, json.dumps(summary))
         if name == "clio_lite" and args.misses:
