@@ -71,25 +71,28 @@ _WORD = r"\p{L}[\p{L}'’\-]*\.?"
 _CAP_WORD = r"\p{Lu}[\p{L}'’\-]*\.?"
 _UNIT = r"(?:apt|apartment|unit|suite|ste|flat|floor|fl|room|box|po\s+box|psc|bldg|building)\.?\s*#?\s*[\w\-]+"
 _NUMBER = r"\d{1,6}[A-Za-z]?(?:[/\-]\d{1,4})?"
+_CONTINENTAL_TYPES = r"rue|via|viale|calle|avenida|av|rua|corso|piazza|largo|strada|ul|trg|chemin|plaza|paseo|camino"
+# Within an address words are separated by spaces only: tabs and line breaks separate cells and lines of tables.
+_SP = r"(?:[ ]+|[ ]*\n[ ]*)"
 
 #: House number, street name, street type ("42 Elm Street", "2407 tawastintie 6", "56 rue La Boétie").
 _NUMBERED_STREET = regex.compile(
-    rf"\b{_NUMBER}\s+(?:{_NUMBER}\s+)?(?:(?:{_WORD}\s+){{0,3}}(?i:{_STREET_TYPES})\b\.?|"
-    rf"(?:{_WORD}\s+){{0,2}}\p{{L}}+(?i:{_STREET_SUFFIXES})\b|"
-    rf"(?:{_CAP_WORD}\s+){{1,3}}\d{{1,5}}[a-zA-Z]?\b)(?:\s+\d{{1,5}}[a-zA-Z]?\b)?"
+    rf"\b{_NUMBER}{_SP}(?:{_NUMBER}{_SP})?(?:(?:{_WORD}{_SP}){{0,3}}(?i:{_STREET_TYPES})\b\.?|"
+    rf"(?:{_WORD}{_SP}){{0,2}}\p{{L}}+(?i:{_STREET_SUFFIXES})\b|"
+    rf"(?:{_CAP_WORD}{_SP}){{1,3}}\d{{1,5}}[a-zA-Z]?\b)(?:{_SP}\d{{1,5}}[a-zA-Z]?\b)?"
 )
 #: House number, then a street type first, then the name ("56 rue La Boétie", "770 26 rue des lieutemants Thomazo").
 _NUMBER_TYPE_NAME = regex.compile(
-    rf"\b{_NUMBER}\s+(?:{_NUMBER}\s+)?(?i:rue|via|viale|calle|avenida|av|rua|corso|piazza|largo|strada|ul|trg|"
-    rf"avenue|boulevard|route|chemin|place|plaza|paseo|camino)\b\.?(?:\s+{_WORD}){{1,4}}"
+    rf"\b{_NUMBER}{_SP}(?:{_NUMBER}{_SP})?(?i:{_CONTINENTAL_TYPES}|avenue|boulevard|route|place)\b\.?"
+    rf"(?:{_SP}{_WORD}){{1,4}}"
 )
 #: Street name then number, the continental order ("Hlíðarvegur 97", "Via Tasso 129", "ul. Jesionowa 127").
 _NAMED_STREET = regex.compile(
-    rf"\b(?:(?i:{_STREET_TYPES})\.?\s+(?:{_WORD}\s+){{0,3}}|(?:{_WORD}\s+){{0,2}}\p{{L}}+(?i:{_STREET_SUFFIXES})\s+)"
-    rf"\d{{1,5}}[a-zA-Z]?\b"
+    rf"\b(?:(?i:{_CONTINENTAL_TYPES})\.?{_SP}(?:{_WORD}{_SP}){{0,3}}|(?:{_WORD}{_SP}){{0,2}}\p{{L}}+"
+    rf"(?i:{_STREET_SUFFIXES}){_SP})\d{{1,5}}[a-zA-Z]?\b"
 )
 #: House number, any words, number, unit: the lower-case and non-Latin forms ("0605 πεντέλης 210 apt. 999").
-_NUMBERED_WITH_UNIT = regex.compile(rf"\b\d{{1,6}}\s+(?:{_WORD}\s+){{1,4}}\d{{1,5}}[a-z]?\s*,?\s*(?i:{_UNIT})")
+_NUMBERED_WITH_UNIT = regex.compile(rf"\b\d{{1,6}}{_SP}(?:{_WORD}{_SP}){{1,4}}\d{{1,5}}[a-z]?[ ]*,?[ ]*(?i:{_UNIT})")
 #: Military and post-office addresses ("PSC 0729, Box 5797", "APO AP 96854", "Unit 5022 Box 1225").
 _POSTAL = regex.compile(
     r"(?i)\b(?:(?:psc|unit|cmr)\s+\d{3,5},?\s+box\s+\d{3,5}|(?:apo|fpo|dpo)\s+(?:aa|ae|ap)\s+\d{5}|"
@@ -99,12 +102,12 @@ _POSTAL = regex.compile(
 _ADDRESS_CUE = regex.compile(
     r"(?i)\b(?:address(?:es)?(?:\s+(?:is|was|to|with))?|addr|(?:live|lives|lived|living|stay|staying|reside|resides)"
     r"\s+(?:at|on|in)|located\s+(?:at|on|in)|(?:meet|see)\s+(?:me|you|us)\s+at|off\s+at|(?:sent|send|ship|shipped|"
-    r"deliver|delivered|return|returned|mail|mailed|post|posted|moved|move|forward|forwarded)\s+(?:it\s+|them\s+)?to|"
+    r"deliver|delivered|return|returned|mail|mailed|forward|forwarded)\s+(?:it\s+|them\s+)?to|"
     r"arrived\s+at|(?:office|offices|house|home|flat|apartment|place|shop|store|restaurant|station|hotel|school|"
     r"studio|clinic)\s+(?:is|are|was)\s+(?:at|on|in)|corner\s+of|(?:it's|it\s+is)\s+(?:in|at|on))\b[:\s]*"
 )
 _SENTENCE_END = regex.compile(
-    r"[?!\n]|\.(?:\s+\p{Lu}|\s*$)|\s+(?:in\s+case|last\s+night|for\s+(?:the|a|my|your)|by\s+\d|before|after|"
+    r"[?!\n]|(?<!\b\p{L}{1,4})\.(?:\s+\p{Lu}|\s*$)|\s+(?:in\s+case|last\s+night|for\s+(?:the|a|my|your)|by\s+\d|before|after|"
     r"tomorrow|today|tonight|please|thanks|because|so\s+that)\b|,\s+(?:my|and|but|or|so|please|thanks|because|which|"
     r"it|i|we|you)\b"
 )
@@ -119,6 +122,8 @@ _ADDRESS_LINE = regex.compile(
     r"[\p{L}\s\-'.]{2,30},?\s*\(?[\p{L}\s]*\)?\s*\d{3,6}|,?\s*\p{L}{2}|nan|[\p{L} ]{2,30},\s*\p{Lu}{2}(?:\s+\d{5})?|"
     r"\p{L}[\p{L}\-'.]*(?:\s+\p{L}[\p{L}\-'.]*){0,3}"
 )
+#: An address after a cue has a plain number (house, street or postcode) among its first six words.
+_HOUSE_NUMBER = regex.compile(r"\s*(?:\S+\s+){0,5}\d{1,6}[a-zA-Z]?(?:[\s,.]|$)")
 _LINE_PREFIX = regex.compile(r"[\s>?]*")
 
 
@@ -137,7 +142,7 @@ def find_street_addresses(text: str) -> Found:
         end_match = _SENTENCE_END.search(text, start)
         end = end_match.start() if end_match else len(text)
         candidate = text[start:end]
-        numbers = regex.search(r"\d", _NOT_ADDRESS_NUMBERS.sub(" ", candidate))
+        numbers = _HOUSE_NUMBER.match(_NOT_ADDRESS_NUMBERS.sub(" ", candidate))
         if 3 <= len(candidate) <= 120 and (numbers or "corner" in cue.group().lower()):
             found.append((start, _extend_block(text, end), 0.5))
     yield from found
@@ -291,7 +296,7 @@ _STRONG_NAME_CUE = regex.compile(
 #: Before a single capitalised non-English word (or a lower-case one), these say it is a person.
 _WEAK_NAME_CUE = regex.compile(
     r"(?i)\b(?:i'm|i\s+am|this\s+is|ask|tell|dear|hi|hello|hey|thanks|thank\s+you|regards,?|cheers,?|meet|met|"
-    r"called|named|add|producer|director|directed\s+by:?|written\s+by|song\s+by|tribute\s+to|remember\s+me,?|"
+    r"called|named|producer|director|directed\s+by:?|written\s+by|song\s+by|tribute\s+to|remember\s+me,?|"
     r"gender\s+of|founders:?|verses\s+from|why\s+is|speak\s+to|talk\s+to)\s+"
 )
 #: After a single capitalised non-English word, these say it is a person ("Shovda is very reliable", "Ella: ...").
@@ -318,6 +323,18 @@ _LOWER_NAME = regex.compile(r"\p{L}[\p{L}'’\-]+(?:\s\p{L}\.)?(?:\s\p{L}[\p{L}'
 _PARTICLES = frozenset(_PARTICLE[3:-1].split("|"))
 
 
+#: Regular English endings and what the lemma may end with instead ("migrating" -> "migrate").
+_INFLECTIONS = (("ies", ("y",)), ("ing", ("", "e")), ("ed", ("", "e")), ("es", ("", "e")), ("s", ("",)))
+
+
+def _person_after(text: str, start: int, end: int) -> bool:
+    after = _PERSON_AFTER.match(text, end)
+    if not after:
+        return False
+    # "Name:" says a person speaks only at the start of a line ("Ella: What a wife."), not mid-sentence.
+    return not after.group().startswith(":") or not text[text.rfind("\n", 0, start) + 1 : start].strip(" >")
+
+
 def make_name_finder(lexicon: frozenset[str]) -> Callable[[str], Found]:
     """A rule for names spaCy's small model misses, given a set of lower-case English words.
 
@@ -342,7 +359,11 @@ def make_name_finder(lexicon: frozenset[str]) -> Callable[[str], Found]:
         if not lexicon:
             return True
         stem = lower[:-2] if lower.endswith("'s") else lower
-        return stem in lexicon or stem.rstrip("s") in lexicon or (stem.endswith("es") and stem[:-2] in lexicon)
+        forms = [stem]
+        for suffix, replacements in _INFLECTIONS:
+            if stem.endswith(suffix):
+                forms.extend(stem[: -len(suffix)] + ending for ending in replacements)
+        return any(form in lexicon for form in forms if len(form) > 2)
 
     def product_like(token: str) -> bool:
         return any(char.isupper() for char in token[1:]) or any(char.isdigit() for char in token)
@@ -371,7 +392,7 @@ def make_name_finder(lexicon: frozenset[str]) -> Callable[[str], Found]:
             foreign = [t for t in names if not is_word(t) and len(t) >= 3]
             if start in relation_ends or foreign and len(tokens) >= 2:
                 yield start, match.end(), 0.5
-            elif start in weak_ends or start in strong_ends or (foreign and _PERSON_AFTER.match(text, match.end())):
+            elif start in weak_ends or start in strong_ends or (foreign and _person_after(text, start, match.end())):
                 yield start, match.end(), 0.4
         first_line = _FIRST_LINE_NAME.match(text)
         words = first_line.group(1).lower().split() if first_line else []
@@ -426,7 +447,7 @@ def propagate_names(text: str, spans: list[Span]) -> list[Span]:
 # ---------------------------------------------------------------------------------------------------------------
 # Handles, obfuscated e-mails, API keys, dates of birth
 
-_HANDLE = regex.compile(r"(?<![\w.@/])@[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?(?![\w@(])")
+_HANDLE = regex.compile(r"(?<![\w.@/])@[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?(?![\w@(/])")
 #: Code and style sheets use ``@name`` for other things than people.
 _NOT_HANDLES = frozenset(
     {
@@ -437,13 +458,16 @@ _NOT_HANDLES = frozenset(
         "app", "pytest", "mock", "patch", "fixture", "jit", "njit", "lru_cache", "wraps", "overload", "final",
         "test", "before", "after", "component", "injectable", "input", "output", "autowired", "bean", "service",
         "controller", "entity", "table", "column", "id", "get", "post", "put", "delete", "mixin", "include",
-        "extend", "if", "else", "each", "for", "while", "function", "use", "forward", "tailwindcss",
+        "extend", "if", "else", "each", "for", "while", "function", "use", "forward", "tailwindcss", "notice",
+        "dev", "echo", "title", "name", "pass", "inheritdoc", "custom", "type", "typedef", "callback", "example",
+        "brief", "details", "todo", "fixme", "note", "warning", "description", "summary", "remarks", "value",
     }
 )
 
 
 def find_handles(text: str) -> Found:
-    """Social handles (``@jane_doe``), except decorators and at-rules of code and style sheets."""
+    """Social handles (``@jane_doe``), except decorators, doc tags (``@notice``), package scopes (``@scope/pkg``)
+    and the at-rules of style sheets."""
     for match in _HANDLE.finditer(text):
         name = match.group()[1:]
         line_start = text.rfind("\n", 0, match.start()) + 1
@@ -475,7 +499,7 @@ _KEY_PREFIXES = regex.compile(
     r"eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{5,}|npm_[A-Za-z0-9]{30,}|"
     r"SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,})"
 )
-_TOKEN_CANDIDATE = regex.compile(r"(?<![\w/.\-])[A-Za-z0-9_\-+/=]{20,}(?![\w/.\-])")
+_TOKEN_CANDIDATE = regex.compile(r"(?<![\w/.\-=])[A-Za-z0-9_\-+/]{20,}={0,2}(?![\w/.\-=])")
 _SECRET_CUE = regex.compile(r"(?i)\b(?:key|token|secret|password|passwd|pwd|bearer|auth|credential|api)\b")
 
 
@@ -485,12 +509,22 @@ def shannon_entropy(value: str) -> float:
     return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
 
 
+def class_switches(value: str) -> float:
+    """Share of adjacent characters that switch between digit, upper-case, lower-case and other.
+
+    Random keys switch about six times in ten; identifiers and words (``MetFamily-master_14122023``) rarely do.
+    """
+    kinds = ["d" if c.isdigit() else "u" if c.isupper() else "l" if c.islower() else "o" for c in value]
+    return sum(a != b for a, b in zip(kinds, kinds[1:], strict=False)) / max(len(value) - 1, 1)
+
+
 def find_api_keys(text: str) -> Found:
     """API keys and tokens: known prefixes (``sk-``, ``ghp_``, ``AKIA``, JWTs...) or long high-entropy strings.
 
-    A high-entropy string has 20+ characters mixing letters and digits with at least 4 bits of entropy per
-    character (3.5 after a cue such as "token" or "key"); hex digests such as git hashes reach at most 4 and need
-    the cue. Words, paths and identifiers_with_underscores do not qualify.
+    A high-entropy string has 20+ characters mixing digits, upper and lower case, switching between them often
+    (:func:`class_switches` at least 0.3), with at least 4 bits of entropy per character; after a cue such as
+    "token" or "key", one case is enough and 3.5 bits. Hex digests such as git hashes and UUIDs need the cue.
+    Words, paths, identifiers_with_underscores and KEY=value settings do not qualify.
     """
     for match in _KEY_PREFIXES.finditer(text):
         yield match.start(), match.end(), 0.8
@@ -499,6 +533,8 @@ def find_api_keys(text: str) -> Found:
         if not (regex.search(r"\d", value) and regex.search(r"[A-Za-z]", value)):
             continue
         cued = bool(_SECRET_CUE.search(text[max(0, match.start() - 30) : match.start()]))
+        if class_switches(value) < 0.3 or not (cued or regex.search(r"[A-Z]", value) and regex.search(r"[a-z]", value)):
+            continue
         if shannon_entropy(value) >= (3.5 if cued else 4.0):
             yield match.start(), match.end(), 0.6
 

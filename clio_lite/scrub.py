@@ -215,6 +215,12 @@ class PresidioScrubber:
             presidio_logger.setLevel(level)
         return BatchAnalyzerEngine(analyzer_engine=analyzer)
 
+    def __getstate__(self) -> dict:
+        # The loaded analyzer is rebuilt where the scrubber lands (a worker process): ship the settings only.
+        state = dict(self.__dict__)
+        state.pop("_analyzer", None)
+        return state
+
     @property
     def model_name(self) -> str:
         return resolve_spacy_model(self.spacy_model)

@@ -84,15 +84,26 @@ NEGATIVES = [
     (find_street_addresses, "I have 3 apples and 4 oranges"),
     (find_street_addresses, "Python 3 is great"),
     (find_street_addresses, "we met at the station"),
+    (find_street_addresses, "10/9/2023\tPOSITIVE\t0.98\n10/10/2023\tNEGATIVE\t0.7"),  # table cells
+    (find_street_addresses, "Atlanta\t400\nHouston\t500"),
+    (find_street_addresses, "I walk 1700 steps, then move to step 1"),
+    (find_street_addresses, "The meeting is at 12:30 on 2024-05-01"),
+    (find_street_addresses, "the flag is at 0x100000 and up"),
     (find_handles, "@property\ndef name(self):"),
     (find_handles, "@media screen and (max-width: 600px)"),
     (find_handles, "mail a@b.com"),
     (find_handles, '@app.route("/")'),
+    (find_handles, "/// @notice Returns the balance"),
+    (find_handles, "npm i @tanstack/react-query"),
     (find_obfuscated_emails, "look at the dot"),
     (find_obfuscated_emails, "meet at example com"),
     (find_api_keys, "the function get_user_account_information_by_id"),
     (find_api_keys, "commit 3f9a2c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39"),
     (find_api_keys, "a/very/long/path/to/some/file_name_2024.py"),
+    (find_api_keys, "unzip MetFamily-master_14122023 first"),
+    (find_api_keys, "set NDK_ALL_ABIS=arm64-v8a and APP_PLATFORM=android-26"),
+    (find_api_keys, "device d2db5ec4-6e7a-11ee-b962-0242ac120002"),
+    (find_api_keys, "load facebook/blenderbot-400m-distill"),
     (find_card_numbers, "order 503890547220 shipped"),
     (find_card_numbers, "a population of 13960000"),
     (find_id_numbers, "my passport expired"),
@@ -142,6 +153,9 @@ def test_names_spacy_misses_are_found_after_cues(find_names, text, name):
     [
         "How do I deploy on Ubuntu with Nginx?",  # single foreign words without a person cue are products
         "I'm tired of waiting",  # a lower-case English word after "I'm"
+        "I'm migrating the database",  # an inflected English word
+        "Answers: pick the wrong one",  # a label, not a speaker, when English (plural or not)
+        "the Categories: list",
         "call me when the build is done",  # a function word after a cue
         "import numpy\nx = 1",  # a first line of code, not a signature
         "Note: the PyTorch version matters",  # inner capitals are products

@@ -106,6 +106,15 @@ def test_ner_only_spacy_finds_what_the_full_pipeline_finds(scrubber):
     assert placed(scrubber.find(texts)) == placed(PresidioScrubber(spacy_components=None).find(texts))
 
 
+def test_a_used_scrubber_pickles_and_scrubs_the_same_after(scrubber):
+    import pickle
+
+    text = ["write to jane at example dot com"]
+    before = scrubber.scrub(text).texts
+    copy = pickle.loads(pickle.dumps(scrubber))
+    assert copy.scrub(text).texts == before == ["write to <EMAIL_ADDRESS>"]
+
+
 def _records() -> list[dict]:
     path = SHARED_DATA / "presidio_synth" / "presidio_synth.jsonl"
     if not path.exists():
