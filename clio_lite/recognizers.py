@@ -559,16 +559,18 @@ def find_dates_of_birth(text: str) -> Found:
 # ---------------------------------------------------------------------------------------------------------------
 # Presidio wrappers
 
-RULES: dict[str, tuple[str, ...]] = {
-    "STREET_ADDRESS": ("find_street_addresses",),
-    "PHONE_NUMBER": ("find_phone_numbers",),
-    "ZIP_CODE": ("find_zip_codes",),
-    "CREDIT_CARD": ("find_card_numbers",),
-    "ID_NUMBER": ("find_id_numbers",),
-    "HANDLE": ("find_handles",),
-    "EMAIL_ADDRESS": ("find_obfuscated_emails",),
-    "API_KEY": ("find_api_keys",),
-    "DATE_OF_BIRTH": ("find_dates_of_birth",),
+#: Each format rule and the entity type it finds; the name rule needs the lexicon and is added by
+#: :func:`build_recognizers`.
+RULES: dict[str, Callable[[str], Found]] = {
+    "STREET_ADDRESS": find_street_addresses,
+    "PHONE_NUMBER": find_phone_numbers,
+    "ZIP_CODE": find_zip_codes,
+    "CREDIT_CARD": find_card_numbers,
+    "ID_NUMBER": find_id_numbers,
+    "HANDLE": find_handles,
+    "EMAIL_ADDRESS": find_obfuscated_emails,
+    "API_KEY": find_api_keys,
+    "DATE_OF_BIRTH": find_dates_of_birth,
 }
 
 
@@ -592,9 +594,6 @@ def build_recognizers(lexicon: frozenset[str]) -> list:
                 if end > start
             ]
 
-    rules = globals()
-    recognizers = [
-        RuleRecognizer(entity, rules[name], f"clio_lite_{name}") for entity, names in RULES.items() for name in names
-    ]
+    recognizers = [RuleRecognizer(entity, rule, f"clio_lite_{rule.__name__}") for entity, rule in RULES.items()]
     recognizers.append(RuleRecognizer("PERSON", make_name_finder(lexicon), "clio_lite_find_names"))
     return recognizers
