@@ -1,14 +1,19 @@
-"""Clusters and their hierarchy: HDBSCAN finds the leaves, a Ward dendrogram of the leaves gives the levels above.
+"""Clusters and their hierarchy: HDBSCAN finds fine clusters, a dendrogram of them gives the levels above.
 
-HDBSCAN runs once on the reduced vectors. The leaves of its condensed tree are the finest clusters (each at least
-``min_cluster_size`` points). The condensed tree's upper splits are poor topic groups (they follow density in the
-UMAP space, whose global layout means little), so the levels above the leaves come from a Ward dendrogram of the
-leaves' centroids in the *embedding* space. On the fixture corpus this groups leaves into the true top categories far
-better (top level against gold categories: NMI 0.65 against 0.28-0.46; see ``benchmarks/hierarchy.py``).
+HDBSCAN runs once on the reduced vectors. The leaves of its condensed tree are the finest clusters. The condensed
+tree's upper splits are poor topic groups (they follow density in the UMAP space, whose global layout means little),
+so the levels above come from a dendrogram of the fine clusters: with the scrubbed texts, average linkage on the
+cosine between the clusters' TF-IDF profiles (what words they share); without texts, Ward on the clusters' centroids
+in the *embedding* space. On the fixture corpus the TF-IDF dendrogram puts 97-100% of conversations in a top cluster
+whose majority is their own category, against 70-75% for Ward on centroids (``benchmarks/hierarchy.py``).
+
+HDBSCAN runs at half the leaf size (``min_cluster_size // 2``) so that small topics form clusters of their own
+rather than hanging on a neighbour of another category; a split of the dendrogram is taken only if both sides hold
+at least ``min_cluster_size`` points, so every node, leaves included, is at least that big.
 
 Levels are cuts of that dendrogram: the top level has about ``top_clusters`` clusters, each next level about
-``branching`` times as many, and the last level is the leaves. Nested by construction, a cluster appears once, at
-the first level it reaches, so the tree can be ragged.
+``branching`` times as many, and the last level splits until no split is left. Nested by construction, a cluster
+appears once, at the first level it reaches, so the tree can be ragged.
 
 Membership follows the points: a point falls out of the condensed tree at some cluster. Below a leaf it belongs to
 that leaf; falling out of an inner cluster, it belongs to the smallest dendrogram group holding every leaf of that
@@ -16,7 +21,8 @@ cluster; falling out of the root, it is *unclustered* (HDBSCAN's noise). A point
 or above its group and to all that node's ancestors, so a node's conversations are exactly its children's plus its
 own remainder.
 
-A clusterer is any object with ``fit_hierarchy(X, embeddings=None) -> Hierarchy``.
+A clusterer is any object with ``fit_hierarchy(X, embeddings=None) -> Hierarchy``; the pipeline also passes
+``texts=`` (the scrubbed texts) to one whose ``fit_hierarchy`` accepts it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import functools
 import logging
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -90,7 +97,7 @@ class Hierarchy:
 class Clusterer(Protocol):
     """What the pipeline needs from a clusterer."""
 
-    def fit_hierarchy(self, X: np.ndarray, embeddings: np.ndarray | None = None) -> Hierarchy: ...
+    def fit_hierarchy(self, X: np.ndarray, embeddings: np.ndarray | None = None) -> Hierarchy: ...  # texts=None
 
 
 def _level_targets(n_leaves: int, top_clusters: int, branching: int) -> list[int]:
@@ -129,12 +136,17 @@ def hierarchy_from_condensed_tree(
     top_clusters: int = 10,
     branching: int = 10,
     assign_outliers: bool = False,
+    texts: Sequence[str] | None = None,
+    min_node_size: int = 1,
 ) -> Hierarchy:
     """Build a :class:`Hierarchy` from an HDBSCAN condensed tree (``condensed_tree_._raw_tree``).
 
-    ``embeddings`` has one row per clustered point: the space in which leaves are grouped into levels. With
-    ``assign_outliers``, a point that would sit in a parent's remainder moves to the nearest leaf (by cosine to the
-    leaf centroids) below that parent, and an unclustered point to the nearest leaf of all.
+    ``embeddings`` has one row per clustered point. With ``texts`` (one per point), the condensed tree's leaves are
+    grouped by the cosine between their TF-IDF profiles (average linkage); without, by Ward on their centroids in
+    ``embeddings``. A split of that dendrogram is kept only if both sides hold at least ``min_node_size`` points.
+    With ``assign_outliers``, a point that would sit in a parent's remainder moves to the nearest condensed-tree leaf
+    (by cosine to the leaf centroids in ``embeddings``) below that parent, and an unclustered point to the nearest
+    leaf of all.
     """
     from scipy.cluster.hierarchy import linkage
 
@@ -148,14 +160,28 @@ def hierarchy_from_condensed_tree(
 
     # The grouping tree: leaves are nodes 0..L-1; a Ward dendrogram over their centroids adds nodes L..2L-2.
     leaf_index = {leaf: i for i, leaf in enumerate(leaves)}
-    n_leaves = len(leaves)
     point_leaf = np.array([leaf_index.get(int(c), -1) for c in falls_from])
+    n_leaves = len(leaves)
+    counts = np.bincount(point_leaf[point_leaf >= 0], minlength=n_leaves)
+    merged_into = np.arange(n_leaves)
+    if texts is not None:
+        profiles = _leaf_profiles(texts, point_leaf, n_leaves)
+    if min_node_size > 1 and n_leaves > 1 and counts.min() < min_node_size:
+        vectors = profiles if texts is not None else _leaf_centroids(embeddings, point_leaf, n_leaves)
+        merged_into = _merge_small_leaves(vectors, counts, min_node_size)
+        leaf_index = {leaf: int(merged_into[i]) for leaf, i in leaf_index.items()}
+        point_leaf = np.where(point_leaf >= 0, merged_into[np.maximum(point_leaf, 0)], -1)
+        n_leaves = int(merged_into.max()) + 1
     centroids = _leaf_centroids(embeddings, point_leaf, n_leaves)
     tree_children: dict[int, list[int]] = {}
     tree_parent = np.full(max(1, 2 * n_leaves - 1), -1, dtype=int)
     height = np.zeros(len(tree_parent))
     if n_leaves > 1:
-        for k, (a, b, distance, _) in enumerate(linkage(centroids, method="ward")):
+        if texts is not None:
+            merges = linkage(_group_distances(profiles, merged_into), method="average")
+        else:
+            merges = linkage(centroids, method="ward")
+        for k, (a, b, distance, _) in enumerate(merges):
             node = n_leaves + k
             tree_children[node] = [int(a), int(b)]
             tree_parent[[int(a), int(b)]] = node
@@ -195,6 +221,73 @@ def hierarchy_from_condensed_tree(
     hierarchy = _keep_levels(levels, tree_parent, size, point_group)
     hierarchy.reassigned = reassigned
     return hierarchy
+
+
+def _merge_small_leaves(vectors: np.ndarray, counts: np.ndarray, min_size: int) -> np.ndarray:
+    """Merge leaves of fewer than ``min_size`` points into their most similar leaf, smallest first.
+
+    ``vectors`` has one row per leaf (its profile), ``counts`` its number of points; a merged leaf's profile is the
+    count-weighted sum of its parts'. Returns, for each leaf, the index of the merged leaf it became (numbered 0..
+    in order). Similarity is cosine; ties go to the lower index.
+    """
+    n_leaves = len(counts)
+    group = np.arange(n_leaves)
+    if n_leaves <= 1 or min_size <= 1:
+        return group
+    sums = np.asarray(vectors, dtype=np.float64) * counts[:, None]
+    counts = counts.astype(float).copy()
+    alive = np.ones(n_leaves, dtype=bool)
+    while alive.sum() > 1:
+        live = np.flatnonzero(alive)
+        smallest = live[np.argmin(counts[live])]  # argmin takes the lowest index among equals
+        if counts[smallest] >= min_size:
+            break
+        others = live[live != smallest]
+        unit = sums[others] / np.maximum(np.linalg.norm(sums[others], axis=1, keepdims=True), 1e-12)
+        target = others[np.argmax(unit @ sums[smallest])]
+        sums[target] += sums[smallest]
+        counts[target] += counts[smallest]
+        alive[smallest] = False
+        group[group == smallest] = target
+    _, renumbered = np.unique(group, return_inverse=True)
+    return renumbered
+
+
+def _group_distances(profiles: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Condensed distances between groups of fine leaves: the mean cosine distance over their pairs of fine leaves.
+
+    Averaging over the fine leaves (not over merged profiles) keeps the average linkage of the fine leaves, which
+    groups them into the top categories better than profiles blurred by merging.
+    """
+    from scipy.spatial.distance import squareform
+
+    fine = np.clip(1.0 - profiles @ profiles.T, 0.0, 2.0)
+    members = np.eye(group.max() + 1)[group]  # fine leaf x group indicator
+    sizes = members.sum(axis=0)
+    between = members.T @ fine @ members / np.outer(sizes, sizes)
+    np.fill_diagonal(between, 0.0)
+    return squareform((between + between.T) / 2, checks=False)
+
+
+def _leaf_profiles(texts: Sequence[str], point_leaf: np.ndarray, n_leaves: int) -> np.ndarray:
+    """Each leaf's TF-IDF profile: its members' texts as one document, sublinear term frequency, unit length.
+
+    Words used in a single leaf say nothing about which leaves belong together, so only words of two or more leaves
+    count; a leaf left with no word gets a tiny uniform profile (cosine is undefined on zero vectors).
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    documents = [" ".join(texts[p] for p in np.flatnonzero(point_leaf == i)) for i in range(n_leaves)]
+    vectorizer = TfidfVectorizer(
+        stop_words="english", sublinear_tf=True, min_df=2, token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b"
+    )
+    try:
+        profiles = vectorizer.fit_transform(documents).toarray()
+    except ValueError:  # no word in two leaves
+        profiles = np.zeros((n_leaves, 1))
+    empty = ~profiles.any(axis=1)
+    profiles[empty] = 1e-9
+    return profiles / np.linalg.norm(profiles, axis=1, keepdims=True)
 
 
 def _leaf_centroids(embeddings: np.ndarray, point_leaf: np.ndarray, n_leaves: int) -> np.ndarray:
@@ -301,7 +394,10 @@ class HDBSCANClusterer:
     Parameters
     ----------
     min_cluster_size : int
-        The smallest group HDBSCAN calls a cluster; the leaves of the hierarchy are at least this big.
+        The smallest node of the hierarchy: leaves and every level above are at least this big.
+    hdbscan_min_cluster_size : int or None
+        The smallest group HDBSCAN itself calls a cluster; ``None`` means half of ``min_cluster_size``, so that
+        small topics are found apart and then grouped with their like (see the module docstring).
     min_samples : int or None
         HDBSCAN's density smoothing; small values leave fewer points as noise.
     top_clusters : int
@@ -316,19 +412,27 @@ class HDBSCANClusterer:
     def __init__(
         self,
         min_cluster_size: int = 50,
+        hdbscan_min_cluster_size: int | None = None,
         min_samples: int | None = 5,
         top_clusters: int = 10,
         branching: int = 10,
         assign_outliers: bool = False,
     ):
         self.min_cluster_size = min_cluster_size
+        self.hdbscan_min_cluster_size = hdbscan_min_cluster_size
         self.min_samples = min_samples
         self.top_clusters = top_clusters
         self.branching = branching
         self.assign_outliers = assign_outliers
 
-    def fit_hierarchy(self, X: np.ndarray, embeddings: np.ndarray | None = None) -> Hierarchy:
-        """Cluster ``X`` (the reduced vectors); group the leaves into levels in ``embeddings`` (default ``X``)."""
+    def fit_hierarchy(
+        self, X: np.ndarray, embeddings: np.ndarray | None = None, texts: Sequence[str] | None = None
+    ) -> Hierarchy:
+        """Cluster ``X`` (the reduced vectors) and build the levels.
+
+        Fine clusters are grouped by their ``texts`` (one per point, the scrubbed texts) when given, else by their
+        centroids in ``embeddings`` (default ``X``).
+        """
         X = np.asarray(X, dtype=np.float64)
         n = len(X)
         min_cluster_size = max(2, self.min_cluster_size)
@@ -337,9 +441,10 @@ class HDBSCANClusterer:
             return _empty(n)
         import hdbscan
 
+        fine_size = self.hdbscan_min_cluster_size or max(2, min_cluster_size // 2)
         self.model_ = hdbscan.HDBSCAN(
-            min_cluster_size=min_cluster_size,
-            min_samples=min(self.min_samples or min_cluster_size, n - 1),
+            min_cluster_size=fine_size,
+            min_samples=min(self.min_samples or fine_size, n - 1),
             core_dist_n_jobs=1,
         ).fit(X)
         return hierarchy_from_condensed_tree(
@@ -348,4 +453,6 @@ class HDBSCANClusterer:
             top_clusters=self.top_clusters,
             branching=self.branching,
             assign_outliers=self.assign_outliers,
+            texts=texts,
+            min_node_size=min_cluster_size,
         )

@@ -1,7 +1,8 @@
 """Naming released clusters offline, from keywords that enough distinct users share.
 
-The keyword namer scores one- and two-word terms of the scrubbed user turns with class-based TF-IDF (each node
-against the other released nodes of its level, as BERTopic's c-TF-IDF) and keeps only *k-supported* terms: terms
+The keyword namer scores one- and two-word terms of the scrubbed user turns with class-based TF-IDF (BERTopic's
+c-TF-IDF), each node against its released siblings (contrastive, as Clio names a cluster against its neighbours;
+an only child against the other released nodes of its level), and keeps only *k-supported* terms: terms
 that appear in the conversations of at least ``min_users`` distinct users of that node, so that no rare word, and
 no word of a single user, can name a cluster. Placeholders left by the scrubber (``<PERSON>``) are never terms.
 
@@ -121,6 +122,13 @@ class KeywordNamer:
         for depth in np.unique(depths):
             level = np.flatnonzero(depths == depth)
             scores[level] = _class_tfidf(counts[level])
+        # Contrastive: a node with released siblings is scored against them, so the theme they share (their
+        # parent's) ranks below what sets it apart; an only child keeps its score against its level.
+        parents = np.array([node.parent for node in nodes])
+        for parent in np.unique(parents):
+            siblings = np.flatnonzero(parents == parent)
+            if len(siblings) > 1:
+                scores[siblings] = _class_tfidf(counts[siblings])
 
         names: list[NodeName] = []
         for i, node in enumerate(nodes):

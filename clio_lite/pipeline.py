@@ -94,6 +94,11 @@ class Clio(BaseEstimator):
         The audit of ``release_`` against the conversations it came from (also recorded in its manifest).
     timings_ : dict
         Seconds spent in each stage.
+    scrubber_, embedder_ : objects
+        The scrubber and embedder ``fit`` used; :meth:`predict` sends new conversations through the same ones.
+    embeddings_ : np.ndarray
+        The embedding of each accepted conversation, in the order of ``labels_``. Private, like ``labels_``:
+        :meth:`predict` finds new conversations' nearest neighbours among them.
 
     Examples
     --------
@@ -183,7 +188,7 @@ class Clio(BaseEstimator):
                 branching=self.branching,
                 assign_outliers=self.assign_outliers,
             )
-            hierarchy = clusterer.fit_hierarchy(reduced, embeddings)
+            hierarchy = _fit_hierarchy(clusterer, reduced, embeddings, scrubbed)
             members = hierarchy.members()
         check_stage_rows(
             len(ordered), scrub=len(scrubbed), embed=len(embeddings), reduce=len(reduced), map=len(positions),
@@ -224,12 +229,91 @@ class Clio(BaseEstimator):
             logger.warning("the release failed its audit:\n%s", self.audit_.summary())
         self.release_ = release
         self.entity_counts_ = dict(entity_counts)
+        self.scrubber_, self.embedder_ = scrubber, embedder
+        self.embeddings_ = np.empty_like(embeddings)
+        self.embeddings_[order] = embeddings
         logger.info("released %d clusters; %s", len(nodes), counts)
         return self
 
     def fit_release(self, conversations: Any) -> Release:
         """Fit and return the release."""
         return self.fit(conversations).release_
+
+    # -- new conversations ------------------------------------------------------------------------------------
+
+    def predict(self, conversations: Any, n_neighbors: int = 10) -> np.ndarray:
+        """Assign conversations to the fitted tree: the label ``fit`` would most likely have given each.
+
+        Each conversation is scrubbed and embedded by the same stages as in ``fit``; its label is the most common
+        one (:attr:`labels_`) among its ``n_neighbors`` most similar fitted conversations (cosine, embedding
+        space), ties going to the label whose neighbours are more similar. So a label is the id of a released
+        cluster (the deepest one), ``"<unclustered>"`` or ``"<suppressed>"``, as in ``labels_``; each
+        conversation is labelled on its own, so the result does not depend on the other conversations passed.
+        The clusters and the release do not change. Labels are per conversation: private, never part of a release.
+
+        Parameters
+        ----------
+        conversations : path, DataFrame, list of dicts or Conversations
+            What :func:`clio_lite.load_conversations` reads; records it rejects get no label.
+        n_neighbors : int
+            Fitted conversations that vote.
+
+        Returns
+        -------
+        np.ndarray of str
+            One label per accepted conversation, in their order.
+
+        Examples
+        --------
+        >>> clio = cl.Clio(min_users=25, random_state=0).fit("chats.jsonl")   # doctest: +SKIP
+        >>> clio.predict("new_chats.jsonl")                                    # doctest: +SKIP
+        array(['0.2', '3.1', '<unclustered>', ...], dtype=object)
+        """
+        embeddings = _unit(self._embed_new(conversations))
+        fitted = _unit(self.embeddings_)
+        k = max(1, min(n_neighbors, len(fitted)))
+        labels = np.empty(len(embeddings), dtype=object)
+        for start in range(0, len(embeddings), 512):  # bounded memory: 512 rows of similarities at a time
+            similarity = embeddings[start : start + 512] @ fitted.T
+            nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+            for i, (row, neighbours) in enumerate(zip(similarity, nearest, strict=True)):
+                votes: dict[str, list[float]] = {}
+                for neighbour in neighbours:
+                    votes.setdefault(self.labels_[neighbour], []).append(float(row[neighbour]))
+                labels[start + i] = max(votes, key=lambda label: (len(votes[label]), sum(votes[label]), label))
+        return labels
+
+    def transform(self, conversations: Any) -> np.ndarray:
+        """Similarity of each conversation to each released leaf: a soft membership, one column per leaf.
+
+        Columns follow ``[node.id for node in release_.tree.leaves]``; a value is the cosine between the
+        conversation's embedding and the mean embedding of the fitted conversations in that leaf (its subtree).
+        Conversations are scrubbed and embedded as in ``fit``.
+
+        Examples
+        --------
+        >>> scores = clio.transform("new_chats.jsonl")                          # doctest: +SKIP
+        >>> leaf_ids = [node.id for node in clio.release_.tree.leaves]          # doctest: +SKIP
+        """
+        embeddings = self._embed_new(conversations)
+        centroids = []
+        for leaf in self.release_.tree.leaves:
+            inside = np.array([label == leaf.id or str(label).startswith(leaf.id + ".") for label in self.labels_])
+            centroid = self.embeddings_[inside].mean(axis=0)
+            centroids.append(centroid / max(float(np.linalg.norm(centroid)), 1e-12))
+        width = len(centroids)
+        if not width:
+            return np.zeros((len(embeddings), 0))
+        return _unit(embeddings) @ np.stack(centroids).T
+
+    def _embed_new(self, conversations: Any) -> np.ndarray:
+        if not hasattr(self, "embeddings_"):
+            raise RuntimeError("This Clio is not fitted yet: call fit(conversations) before predict or transform.")
+        convs = conversations if isinstance(conversations, Conversations) else load_conversations(conversations)
+        if len(convs) == 0:
+            return np.zeros((0, self.embeddings_.shape[1]))
+        scrubbed, _ = self._scrub(self.scrubber_, [conversation.user_text() for conversation in convs])
+        return np.asarray(self.embedder_.embed(scrubbed), dtype=np.float64)
 
     # -- stages -----------------------------------------------------------------------------------------------
 
@@ -403,6 +487,20 @@ class Clio(BaseEstimator):
 def _or_default(stage: Any, default: type, **params: Any) -> Any:
     """The user's stage, or a new default one. (Not ``stage or default``: a stage may define ``__len__``.)"""
     return default(**params) if stage is None else stage
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float64)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _fit_hierarchy(clusterer: Any, reduced: np.ndarray, embeddings: np.ndarray, scrubbed: list[str]) -> Hierarchy:
+    """The clusterer's hierarchy; the scrubbed texts are passed to a clusterer that accepts ``texts``."""
+    import inspect
+
+    if "texts" in inspect.signature(clusterer.fit_hierarchy).parameters:
+        return clusterer.fit_hierarchy(reduced, embeddings, texts=scrubbed)
+    return clusterer.fit_hierarchy(reduced, embeddings)
 
 
 def _seeded(stage: Any, seed: int | None) -> Any:

@@ -247,3 +247,48 @@ def test_naming_is_deterministic_and_one_name_per_node_in_order() -> None:
     assert first == second
     assert len(first) == 2
     assert first[0].keywords[0] in {"pasta", "recipe", "tomato", "sauce", "garlic"}
+
+
+def test_children_are_named_against_their_siblings_not_by_the_theme_they_share() -> None:
+    corpus = Corpus()
+    # Both coding children repeat "python" more than their own words; at their level (beside the cooking
+    # children) "python" is the most distinctive term of each, but against each other it sets neither apart.
+    pandas = corpus.add(["python python python pandas"] * 20, list(range(20)))
+    flask = corpus.add(["python python python flask"] * 20, list(range(20, 40)))
+    pasta = corpus.add(["pasta tomato sauce garlic basil pepper salt oil"] * 20, list(range(40, 60)))
+    bread = corpus.add(["bread flour yeast dough oven crust water salt"] * 20, list(range(60, 80)))
+    nodes = [
+        NodeToName(np.concatenate([pandas, flask]), -1, 1),
+        NodeToName(np.concatenate([pasta, bread]), -1, 1),
+        NodeToName(pandas, 0, 2),
+        NodeToName(flask, 0, 2),
+        NodeToName(pasta, 1, 2),
+        NodeToName(bread, 1, 2),
+    ]
+    namer = KeywordNamer(n_keywords=3, n_title_terms=1, ngram_range=(1, 1))
+    names = namer.name(corpus.texts, corpus.codes, nodes, min_users=3)
+    # Against their level, the coding children would be named "python" first.
+    level = namer.name(corpus.texts, corpus.codes, [NodeToName(n.members, -1, 2) for n in nodes[2:]], min_users=3)
+    assert level[0].keywords[0] == level[1].keywords[0] == "python"
+    assert names[0].keywords[0] == "python"
+    assert names[2].keywords[0] == "pandas"
+    assert names[3].keywords[0] == "flask"
+    # "python" is still k-supported in each child, so it may be listed, but below the sibling-distinctive word.
+    for child in names[2:4]:
+        assert "python" not in child.keywords[:1]
+
+
+def test_an_only_child_is_named_against_its_level() -> None:
+    corpus = Corpus()
+    pandas = corpus.add(["python pandas"] * 20, list(range(20)))
+    pasta = corpus.add(["pasta tomato"] * 20, list(range(20, 40)))
+    nodes = [
+        NodeToName(pandas, -1, 1),
+        NodeToName(pasta, -1, 1),
+        NodeToName(pandas, 0, 2),
+        NodeToName(pasta, 1, 2),
+    ]
+    names = KeywordNamer(n_keywords=4).name(corpus.texts, corpus.codes, nodes, min_users=3)
+    assert set(names[2].keywords) <= {"python", "pandas", "python pandas"}
+    assert names[2].keywords
+    assert set(names[3].keywords) <= {"pasta", "tomato", "pasta tomato"}
