@@ -232,7 +232,7 @@ def remainder_to_nearest_leaf(path: np.ndarray, leaf_ids: set[str], embeddings: 
 
 def run_clio(
     records, stages, reduced, embeddings, gold, docs, coarse, seed, min_users, min_conversations, top,
-    assign_outliers=False,
+    assign_outliers=False, predict=False,
 ) -> dict[str, Any]:
     scrubber, embedder = stages
     clio = Clio(
@@ -259,6 +259,14 @@ def run_clio(
     leaf_labels = np.array([index_of[p] if p in leaf_ids else -1 for p in path])
     top_labels = np.array([-1 if p.startswith("<") else int(p.split(".")[0]) for p in path])
     per_level = Counter(node.depth for node in tree.nodes)
+    predict_agreement = None
+    if predict:  # the training conversations sent through Clio.predict: how many get the label fit gave them
+        tic = time.perf_counter()
+        predicted = clio.predict(records)
+        predict_agreement = {
+            "share_same_label": round(float(np.mean(predicted == clio.labels_)), 4),
+            "seconds": round(time.perf_counter() - tic, 1),
+        }
     counts = clio.release_.manifest["counts"]
     return {
         "tool": "clio_lite",
@@ -281,6 +289,7 @@ def run_clio(
         "labels": label_quality(
             docs, leaf_labels, {index_of[node.id]: list(node.keywords) for node in tree.leaves}
         ),
+        "predict_on_training": predict_agreement,
     }
 
 
@@ -304,7 +313,9 @@ def cut_bertopic_hierarchy(hier_topics, topics: np.ndarray, groups: int) -> np.n
     return np.array([group_of.get(int(t), -1) if t != -1 else -1 for t in topics])
 
 
-def run_bertopic(docs, embeddings, umap_model, gold, coarse, seed, min_topic_size, top) -> tuple[dict, Any]:
+def run_bertopic(
+    docs, embeddings, umap_model, gold, coarse, seed, min_topic_size, top, clio_top_counts=()
+) -> tuple[dict, Any]:
     from bertopic import BERTopic
 
     model = BERTopic(umap_model=umap_model, min_topic_size=min_topic_size, verbose=False)
@@ -324,6 +335,13 @@ def run_bertopic(docs, embeddings, umap_model, gold, coarse, seed, min_topic_siz
         "hierarchical_topics_seconds": round(hier_seconds, 1),
         "leaves": level_report(gold, topics, coarse),
         "top": level_report(gold, top_labels, coarse),
+        # The hierarchy cut to each number of top clusters clio_lite's runs of this seed had, for a like-for-like
+        # top level when that number is not ``top``.
+        "top_cut_to": {
+            str(count): level_report(gold, cut_bertopic_hierarchy(hier, topics, count), coarse)
+            for count in clio_top_counts
+            if count != top
+        },
         "labels": label_quality(docs, topics, terms_of),
     }
     return report, model
@@ -376,7 +394,11 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=10, help="clusters at the top level (both tools)")
     parser.add_argument("--no-bertopic", action="store_true", help="run clio_lite only")
     parser.add_argument(
-        "--assign-outliers", action="store_true", help="run clio_lite with assign_outliers=True (soft membership)"
+        "--predict", action="store_true", help="also send the training records through Clio.predict (agreement)"
+    )
+    parser.add_argument(
+        "--assign-outliers", choices=["off", "on", "both"], default="both",
+        help="run clio_lite with assign_outliers False, True or both (soft membership of remainders and noise)",
     )
     args = parser.parse_args()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -413,9 +435,10 @@ def main() -> None:
         LookupEmbedder(vector_of, embedder.model_id, embedder.fingerprint),
     )
 
-    clio_configs = [(1, size) for size in args.min_sizes]
+    assign = {"off": [False], "on": [True], "both": [False, True]}[args.assign_outliers]
+    clio_configs = [(1, size, a) for size in args.min_sizes for a in assign]
     if args.dataset == "fixtures":
-        clio_configs.append((25, 50))  # the defaults, with the privacy gate on
+        clio_configs += [(25, 50, a) for a in assign]  # the default thresholds, with the privacy gate on
     runs: list[dict[str, Any]] = []
     umap_checks: list[dict[str, Any]] = []
     for seed in args.seeds:
@@ -423,11 +446,13 @@ def main() -> None:
         reduced = UMAPReducer(n_components=5, random_state=seed).fit_transform(embeddings)
         umap_seconds = round(time.perf_counter() - tic, 1)
         logger.info("seed %d: UMAP %.0f s", seed, umap_seconds)
-        for min_users, min_conversations in clio_configs:
+        top_counts = set()
+        for min_users, min_conversations, assign_outliers in clio_configs:
             run = run_clio(
                 records, stages, reduced, embeddings, gold, scrubbed, coarse, seed, min_users, min_conversations,
-                args.top, assign_outliers=args.assign_outliers,
+                args.top, assign_outliers=assign_outliers, predict=args.predict,
             )
+            top_counts.add(run["top"]["clusters"])
             run["umap_seconds"] = umap_seconds
             runs.append(run)
             logger.info("seed %d: clio_lite %s: %s", seed, run["config"], json.dumps(run["leaves"]))
@@ -440,7 +465,9 @@ def main() -> None:
                 umap_model = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=seed)
             else:
                 umap_model = PrecomputedReducer(embeddings, reduced)
-            run, model = run_bertopic(scrubbed, embeddings, umap_model, gold, coarse, seed, size, args.top)
+            run, model = run_bertopic(
+                scrubbed, embeddings, umap_model, gold, coarse, seed, size, args.top, sorted(top_counts)
+            )
             if i == 0:
                 own = np.asarray(model.umap_model.embedding_, dtype=np.float32)
                 umap_checks.append({
