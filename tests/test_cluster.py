@@ -214,3 +214,74 @@ def test_assign_outliers_moves_every_remainder_and_noise_point_into_a_leaf_below
     moved_top = {p: n for n in np.flatnonzero(moved.parent < 0) for p in moved_members[n]}
     pairs = {(plain_top[p], moved_top[p]) for p in plain_top}
     assert len(pairs) == len({a for a, _ in pairs})  # each old top cluster maps to one new top cluster
+
+
+def test_small_hdbscan_clusters_merge_into_a_leaf_so_every_node_reaches_min_cluster_size() -> None:
+    # Blobs of 15 points are clusters for HDBSCAN at half the leaf size (20), not leaves of their own at 40.
+    # Like sentence embeddings, the blobs differ by direction (leaves are compared by cosine).
+    centers = np.array([[10, 0, 0], [0, 10, 0], [10, 3, 0], [3, 10, 0], [0, 0, 10]])
+    X, y = make_blobs(n_samples=[200, 200, 15, 15, 200], centers=centers, cluster_std=0.3, random_state=0)
+    neighbour = np.array([0, 1, 0, 1, 2])[y]  # the big blob each point is, or lies next to
+    h = HDBSCANClusterer(min_cluster_size=40, top_clusters=2).fit_hierarchy(X)
+    check_structure(h, len(X))
+    members = h.members()
+    assert all(len(m) >= 40 for m in members)
+    leaves = [n for n, kids in enumerate(h.children()) if not kids]
+    # Each small blob joined the big blob it lies next to: no leaf holds points of two big blobs.
+    for leaf in leaves:
+        assert len(np.unique(neighbour[members[leaf]])) == 1
+    # Merged into their neighbours, the small blobs end in a leaf rather than being left out.
+    in_leaf = np.isin(h.assignment, leaves)
+    assert in_leaf[(y == 2) | (y == 3)].mean() > 0.8
+
+
+def test_texts_group_leaves_by_the_words_they_share_rather_than_by_position() -> None:
+    # Four blobs: the first two point the same way, and so do the last two, but the texts pair the first with the
+    # third.
+    centers = np.array([[10.0, 0, 0], [10, 3, 0], [0, 0, 10], [3, 0, 10]])
+    X, y = make_blobs(n_samples=[60] * 4, centers=centers, cluster_std=0.3, random_state=0)
+    words = ["python pandas code error", "pasta tomato recipe garlic", "python numpy code bug", "pasta basil recipe oil"]
+    texts = [words[label] for label in y]
+    by_space = HDBSCANClusterer(min_cluster_size=20, top_clusters=2).fit_hierarchy(X)
+    by_text = HDBSCANClusterer(min_cluster_size=20, top_clusters=2).fit_hierarchy(X, texts=texts)
+    for h in (by_space, by_text):
+        check_structure(h, len(X))
+        assert (h.parent < 0).sum() == 2
+
+    def top_groups(h: Hierarchy) -> set[frozenset[int]]:
+        members = h.members()
+        return {frozenset(np.unique(y[members[r]]).tolist()) for r in np.flatnonzero(h.parent < 0)}
+
+    assert top_groups(by_space) == {frozenset({0, 1}), frozenset({2, 3})}
+    assert top_groups(by_text) == {frozenset({0, 2}), frozenset({1, 3})}
+
+
+def test_grouping_by_texts_is_deterministic_and_leaves_keep_every_invariant() -> None:
+    X, y = make_blobs(n_samples=900, centers=9, n_features=5, cluster_std=0.4, center_box=(-30, 30), random_state=2)
+    vocabulary = ["alpha beta", "gamma delta", "epsilon zeta"]
+    texts = [f"{vocabulary[label % 3]} word{label}" for label in y]
+    first = HDBSCANClusterer(min_cluster_size=30, top_clusters=3).fit_hierarchy(X, texts=texts)
+    second = HDBSCANClusterer(min_cluster_size=30, top_clusters=3).fit_hierarchy(X.copy(), texts=list(texts))
+    check_structure(first, len(X))
+    np.testing.assert_array_equal(first.parent, second.parent)
+    np.testing.assert_array_equal(first.assignment, second.assignment)
+    members = first.members()
+    # The three top clusters are the three vocabularies.
+    tops = [set((y[members[r]] % 3).tolist()) for r in np.flatnonzero(first.parent < 0)]
+    assert sorted(len(t) for t in tops) == [1, 1, 1]
+
+
+def test_all_noise_gives_no_nodes_and_every_point_unclustered() -> None:
+    X = np.random.RandomState(0).uniform(-100, 100, size=(40, 5))
+    h = HDBSCANClusterer(min_cluster_size=30).fit_hierarchy(X, texts=["same words"] * 40)
+    check_structure(h, len(X))
+    assert h.n_nodes <= 1  # at most the unsplit root
+    if h.n_nodes == 0:
+        assert (h.assignment == -1).all()
+
+
+def test_duplicate_texts_and_points_with_texts_form_one_cluster() -> None:
+    h = HDBSCANClusterer(min_cluster_size=5).fit_hierarchy(np.ones((60, 5)), texts=["the very same text"] * 60)
+    check_structure(h, 60)
+    assert (h.parent < 0).sum() == 1
+    assert (h.assignment >= 0).all()
