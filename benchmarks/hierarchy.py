@@ -1,9 +1,11 @@
 """How well do the hierarchy's levels match the gold taxonomy of the bundled sample? Prints JSON.
 
-Compares, on the same embeddings, UMAP vectors and HDBSCAN run, three ways to build the top level (about 10
+Compares, on the same embeddings, UMAP vectors and HDBSCAN run, four ways to build the top level (about 10
 groups) over HDBSCAN's leaves:
 
-- ``ward_embedding``: clio_lite's way, a Ward dendrogram of leaf centroids in the embedding space;
+- ``tfidf_average``: clio_lite's way, average linkage of the cosine between the leaves' TF-IDF profiles of the
+  scrubbed texts (``fit_hierarchy(..., texts=...)``);
+- ``ward_embedding``: a Ward dendrogram of leaf centroids in the embedding space (a clusterer given no texts);
 - ``ward_umap``: the same dendrogram in the 5-D UMAP space;
 - ``condensed_tree``: the condensed tree's own splits, splitting the largest cluster from the root.
 
@@ -66,7 +68,11 @@ def condensed_tree_top(raw_tree, n: int, target: int) -> np.ndarray:
 
 def scores(gold: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     clustered = labels >= 0
+    correct = sum(
+        np.unique(gold[labels == label], return_counts=True)[1].max() for label in np.unique(labels[clustered])
+    )
     return {
+        "reconstruction_accuracy": round(float(correct / len(labels)), 3),
         "nmi": round(float(normalized_mutual_info_score(gold[clustered], labels[clustered])), 3),
         "ari": round(float(adjusted_rand_score(gold[clustered], labels[clustered])), 3),
         "clustered_share": round(float(clustered.mean()), 3),
@@ -93,9 +99,10 @@ def main() -> None:
     for seed in args.seeds:
         reduced = UMAPReducer(n_components=5, random_state=seed).fit_transform(embeddings)
         clusterer = HDBSCANClusterer(min_cluster_size=args.min_cluster_size)
-        ours = clusterer.fit_hierarchy(reduced, embeddings)
+        ours = clusterer.fit_hierarchy(reduced, embeddings, texts=scrubbed)
+        ward = clusterer.fit_hierarchy(reduced, embeddings)
         raw = clusterer.model_.condensed_tree_._raw_tree
-        in_umap = hierarchy_from_condensed_tree(raw, reduced)
+        in_umap = hierarchy_from_condensed_tree(raw, reduced, min_node_size=args.min_cluster_size)
         leaves = np.array([node if not (ours.parent == node).any() else -1 for node in ours.assignment])
         runs.append({
             "seed": seed,
@@ -103,7 +110,8 @@ def main() -> None:
             "nodes": ours.n_nodes,
             "leaves_vs_subtopic": scores(subtopic, leaves),
             "top_vs_category": {
-                "ward_embedding": scores(category, top_labels(ours, len(records))),
+                "tfidf_average": scores(category, top_labels(ours, len(records))),
+                "ward_embedding": scores(category, top_labels(ward, len(records))),
                 "ward_umap": scores(category, top_labels(in_umap, len(records))),
                 "condensed_tree": scores(category, condensed_tree_top(raw, len(records), 10)),
             },

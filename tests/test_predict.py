@@ -61,10 +61,10 @@ def test_each_conversation_is_labelled_on_its_own_whatever_the_others_and_their_
 
 
 def test_predict_changes_neither_the_release_nor_the_fitted_labels(fitted, corpus) -> None:
-    before_tree = fitted.release_.tree.to_json()
+    before_tree = fitted.release_.to_json()
     before_labels = fitted.labels_.copy()
     fitted.predict(corpus[:30])
-    assert fitted.release_.tree.to_json() == before_tree
+    assert fitted.release_.to_json() == before_tree
     np.testing.assert_array_equal(fitted.labels_, before_labels)
 
 
