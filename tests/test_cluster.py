@@ -240,7 +240,9 @@ def test_texts_group_leaves_by_the_words_they_share_rather_than_by_position() ->
     # third.
     centers = np.array([[10.0, 0, 0], [10, 3, 0], [0, 0, 10], [3, 0, 10]])
     X, y = make_blobs(n_samples=[60] * 4, centers=centers, cluster_std=0.3, random_state=0)
-    words = ["python pandas code error", "pasta tomato recipe garlic", "python numpy code bug", "pasta basil recipe oil"]
+    words = [
+        "python pandas code error", "pasta tomato recipe garlic", "python numpy code bug", "pasta basil recipe oil"
+    ]
     texts = [words[label] for label in y]
     by_space = HDBSCANClusterer(min_cluster_size=20, top_clusters=2).fit_hierarchy(X)
     by_text = HDBSCANClusterer(min_cluster_size=20, top_clusters=2).fit_hierarchy(X, texts=texts)
