@@ -13,11 +13,12 @@ import pytest
 from clio_lite import Clio
 from clio_lite.pipeline import SUPPRESSED, UNCLUSTERED
 
-# Measured on the session corpus (1,000 generated conversations, min_users=10, min_conversations=20, seed 0): the
-# share of fitted conversations that predict gives the label fit gave them, and the share of new conversations
-# (another generator seed) that land where fit put most of their gold subtopic. Floors sit a little below.
-TRAINING_AGREEMENT_FLOOR = 0.95
-NEW_CONVERSATIONS_FLOOR = 0.90
+# Measured on the session corpus (1,000 generated conversations, min_users=10, min_conversations=20, seed 0): 99.6%
+# of fitted conversations get from predict the label fit gave them, and 99.3% of 300 new conversations (another
+# generator seed) land where fit put most of their gold subtopic. (On 4,000 conversations at the default thresholds,
+# benchmarks/quality.py --predict: 99.9%.) The floors leave room for a different seed's UMAP, not for a regression.
+TRAINING_AGREEMENT_FLOOR = 0.97
+NEW_CONVERSATIONS_FLOOR = 0.95
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,6 @@ def predicted(fitted) -> np.ndarray:
 def test_fitted_conversations_predicted_again_mostly_get_the_label_fit_gave_them(fitted, predicted) -> None:
     assert len(predicted) == len(fitted.labels_)
     agreement = float(np.mean(predicted == fitted.labels_))
-    print(f"fitted conversations predicted into the label fit gave them: {agreement:.4f}")
     assert agreement >= TRAINING_AGREEMENT_FLOOR, agreement
 
 
@@ -50,7 +50,6 @@ def test_new_conversations_land_where_fit_put_their_subtopic(fitted, corpus) -> 
     new = [r for r in generate_conversations(300, seed=7) if r["labels"]["subtopic"] in usual]
     labels = fitted.predict(new)
     hits = np.mean([usual[r["labels"]["subtopic"]] == label for r, label in zip(new, labels, strict=True)])
-    print(f"new conversations where fit put their subtopic: {hits:.4f}")
     assert hits >= NEW_CONVERSATIONS_FLOOR, hits
 
 
