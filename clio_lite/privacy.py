@@ -169,3 +169,121 @@ def breakdown(
     if not shown:
         return {}  # a single "other" cell says nothing
     return dict(sorted(result.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def remainders(parent: np.ndarray, members: list[np.ndarray], released: np.ndarray) -> dict[int, np.ndarray]:
+    """Each released node's remainder: its conversations that are in none of its released children.
+
+    The remainders of the released nodes are disjoint, and every released node is the union of the remainders of
+    its released subtree, so every count a reader can compute from released node counts is a sum of remainders.
+    The gate makes each remainder empty or large enough; :func:`tree_breakdowns` breaks facets down per remainder.
+
+    Examples
+    --------
+    >>> parts = remainders(np.array([-1, 0]), [np.arange(5), np.array([0, 1])], np.array([True, True]))
+    >>> {node: part.tolist() for node, part in parts.items()}
+    {0: [2, 3, 4], 1: [0, 1]}
+    """
+    parent = np.asarray(parent)
+    result = {}
+    for node in np.flatnonzero(released):
+        kept = [c for c in np.flatnonzero(parent == node) if released[c]]
+        inside = np.concatenate([members[c] for c in kept]) if kept else np.array([], dtype=int)
+        result[int(node)] = np.setdiff1d(members[node], inside)
+    return result
+
+
+def tree_breakdown_cells(
+    parent: np.ndarray,
+    members: list[np.ndarray],
+    released: np.ndarray,
+    values: list,
+    user_codes: np.ndarray,
+    min_users: int,
+    other: str = OTHER,
+) -> list[dict[str, np.ndarray]]:
+    """The conversations behind each cell of :func:`tree_breakdowns` (indices into ``values``), per node.
+
+    Each released node's remainder is broken down on its own with :func:`breakdown` (a remainder whose breakdown
+    shows nothing counts wholly as ``other``); a node's cell for a value is then the union of that value's cells
+    over the remainders of its released subtree, and its ``other`` the union of their ``other`` cells.
+    """
+    user_codes = np.asarray(user_codes)
+    keys = np.array([other if value is None else str(value) for value in values], dtype=object)
+    parent = np.asarray(parent)
+    atom_cells: dict[int, dict[str, np.ndarray]] = {}
+    for node, part in remainders(parent, members, released).items():
+        if not len(part):
+            continue
+        shown = breakdown(list(keys[part]), user_codes[part], min_users, other=other)
+        cells = {key: part[keys[part] == key] for key in shown if key != other}
+        pooled = np.setdiff1d(part, np.concatenate(list(cells.values()))) if cells else part
+        if len(pooled):
+            cells[other] = pooled
+        atom_cells[node] = cells
+    n_nodes = len(parent)
+    result: list[dict[str, list[np.ndarray]]] = [{} for _ in range(n_nodes)]
+    for node, cells in atom_cells.items():
+        ancestor = node
+        while ancestor >= 0:  # every released ancestor of a released node is released
+            for key, indices in cells.items():
+                result[ancestor].setdefault(key, []).append(indices)
+            ancestor = int(parent[ancestor])
+    merged: list[dict[str, np.ndarray]] = []
+    for cells in result:
+        if set(cells) <= {other}:
+            merged.append({})  # a lone "other" says nothing
+            continue
+        merged.append({key: np.sort(np.concatenate(parts)) for key, parts in cells.items()})
+    return merged
+
+
+def tree_breakdowns(
+    parent: np.ndarray,
+    members: list[np.ndarray],
+    released: np.ndarray,
+    values: list,
+    user_codes: np.ndarray,
+    min_users: int,
+    other: str = OTHER,
+) -> list[dict[str, int]]:
+    """k-supported facet breakdowns for every released node that cannot be differenced across the tree.
+
+    Breaking each node down on its own (:func:`breakdown`) keeps every cell k-supported *within* the node, but a
+    reader can subtract across nodes: a parent's ``fr: 30`` minus its child's ``fr: 27`` is 3 French conversations
+    of the parent's remainder and its other children, a group too small to show. Here each released node's
+    remainder (which the gate keeps empty or large enough) is broken down on its own, and a node's cells are the
+    sums of its subtree's remainder cells. Every cell is then a union of disjoint remainder cells each used by at
+    least ``min_users`` distinct users, so every count computable from the release (any sum or difference of
+    cells and node counts) is too. The price: a node's count for a value leaves out the conversations where that
+    value was too rare within one remainder (they are in ``other``), and the breakdowns add up down the tree
+    (a parent's cell is at least the sum of its children's).
+
+    Parameters
+    ----------
+    parent, members : as for :func:`gate`
+    released : np.ndarray of bool
+        :attr:`GateResult.released`.
+    values : list
+        The facet's value for every conversation (indices as in ``members``); ``None`` counts as ``other``.
+    user_codes : np.ndarray of int
+        The user of every conversation.
+
+    Returns
+    -------
+    list of dict
+        For each node (in the order of ``parent``), its cells largest first (ties by value); empty for a
+        suppressed node or one with nothing to show.
+
+    Examples
+    --------
+    >>> parent, released = np.array([-1, 0]), np.array([True, True])
+    >>> members = [np.arange(8), np.arange(4)]
+    >>> tree_breakdowns(parent, members, released, ["en"] * 6 + ["fr"] * 2, np.arange(8), min_users=2)
+    [{'en': 6, 'fr': 2}, {'en': 4}]
+    """
+    cells = tree_breakdown_cells(parent, members, released, values, user_codes, min_users, other=other)
+    return [
+        dict(sorted(((key, len(indices)) for key, indices in node.items()), key=lambda kv: (-kv[1], kv[0])))
+        for node in cells
+    ]

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
 from clio_lite.cluster import Hierarchy
-from clio_lite.privacy import FOLDED, OTHER, GateResult, breakdown, distinct_users, gate
+from clio_lite.name import KeywordNamer, NodeToName
+from clio_lite.privacy import (
+    FOLDED,
+    OTHER,
+    GateResult,
+    breakdown,
+    distinct_users,
+    gate,
+    remainders,
+    tree_breakdown_cells,
+    tree_breakdowns,
+)
+from tests.derivable import small_derivable_groups
 
 
 def members_of(parent: list[int], assignment: list[int]) -> list[np.ndarray]:
@@ -264,3 +276,191 @@ def test_breakdown_every_cell_and_every_difference_is_k_supported(cells, min_use
         mask = ~np.isin(keys, [k for k in shown if k != OTHER]) if key == OTHER else keys == key
         assert mask.sum() == count
         assert len(np.unique(users[mask])) >= min_users, (key, shown)
+
+
+# -- what a reader can compute from everything released -------------------------------------------------------------
+# tests/derivable.py finds every group whose size follows from the released sizes by addition and subtraction,
+# across all levels at once (a grandparent minus its released children minus their released children...).
+
+
+def thresholds_only_gate(parent, members, user_codes, min_users, min_conv) -> np.ndarray:
+    """A deliberately broken gate: thresholds and released parents, but no folding of small remainders."""
+    users = np.array([distinct_users(np.asarray(user_codes), m) for m in members], dtype=int)
+    meets = (users >= min_users) & (np.array([len(m) for m in members]) >= min_conv)
+    released = np.zeros(len(parent), dtype=bool)
+    for node, p in enumerate(parent):
+        released[node] = meets[node] and (p < 0 or released[p])
+    return released
+
+
+def node_leaks(parent, assignment, users, min_users, min_conv, gate_fn=None) -> list[np.ndarray]:
+    members = members_of(parent, assignment)
+    codes = np.array(users, dtype=int)
+    if gate_fn is None:
+        released = gate(np.array(parent, dtype=int), members, codes, min_users, min_conv).released
+    else:
+        released = gate_fn(parent, members, codes, min_users, min_conv)
+    sets = [members[node] for node in np.flatnonzero(released)]
+    return small_derivable_groups(sets, codes, min_users, min_conv)
+
+
+@settings(max_examples=150, deadline=None)
+@given(gate_inputs())
+def test_no_group_below_the_thresholds_can_be_computed_from_released_node_counts(inputs) -> None:
+    assert node_leaks(*inputs) == []
+
+
+def test_the_checker_finds_the_remainder_a_gate_without_folding_releases() -> None:
+    parent, assignment, users = fold_case()
+    leaks = node_leaks(parent, assignment, users, 10, 10, gate_fn=thresholds_only_gate)
+    # The parent (100) minus its children (60 + 35): the parent's own 5 conversations.
+    assert [leak.tolist() for leak in leaks] == [list(range(95, 100))]
+    assert node_leaks(parent, assignment, users, 10, 10) == []
+
+
+def test_the_checker_finds_a_group_across_two_levels() -> None:
+    # Grandparent 0 (100) > child 1 (80) > grandchildren 2 (40) and 3 (36); child 4 (20) beside child 1.
+    # Without folding a reader gets 80 - 40 - 36 = 4 conversations of child 1's remainder, and also
+    # 100 - 40 - 36 - 20 = 4 (the same 4, since the grandparent's own remainder is empty) from two levels apart.
+    parent = [-1, 0, 1, 1, 0]
+    assignment = [2] * 40 + [3] * 36 + [1] * 4 + [4] * 20
+    users = list(range(100))
+    broken = node_leaks(parent, assignment, users, 10, 10, gate_fn=thresholds_only_gate)
+    assert [leak.tolist() for leak in broken] == [list(range(76, 80))]
+    assert node_leaks(parent, assignment, users, 10, 10) == []
+
+
+def test_the_property_fails_on_a_gate_without_folding() -> None:
+    # Hypothesis searches the same space as the property test above and finds a counterexample for the broken gate:
+    # the property test would fail if the gate stopped folding.
+    example = find(
+        gate_inputs(),
+        lambda inputs: bool(node_leaks(*inputs, gate_fn=thresholds_only_gate)),
+        settings=settings(max_examples=2000, deadline=None, database=None),
+    )
+    parent, assignment, users, min_users, min_conv = example
+    assert node_leaks(parent, assignment, users, min_users, min_conv) == []
+
+
+def test_remainders_partition_the_released_tree() -> None:
+    parent, assignment, users = fold_case()
+    members = members_of(parent, assignment)
+    parts = remainders(np.array(parent), members, np.array([True, True, True]))
+    assert {node: len(part) for node, part in parts.items()} == {0: 5, 1: 60, 2: 35}
+
+
+# -- facet cells across the tree ------------------------------------------------------------------------------------
+
+
+@st.composite
+def facet_inputs(draw):
+    parent, assignment, users, min_users, min_conv = draw(gate_inputs())
+    n_values = draw(st.integers(1, 4))
+    values = draw(
+        st.lists(st.sampled_from([None, *"abcd"[:n_values]]), min_size=len(assignment), max_size=len(assignment))
+    )
+    return parent, assignment, users, min_users, min_conv, values
+
+
+def facet_sets(parent, assignment, users, min_users, min_conv, values, per_node: bool):
+    """The released node sets and cell sets, with tree_breakdowns or (per_node) each node broken down alone."""
+    members = members_of(parent, assignment)
+    codes = np.array(users, dtype=int)
+    released = gate(np.array(parent, dtype=int), members, codes, min_users, min_conv).released
+    keys = np.array([OTHER if value is None else value for value in values], dtype=object)
+    if per_node:
+        cells = []
+        for node in range(len(parent)):
+            shown = breakdown([values[i] for i in members[node]], codes[members[node]], min_users) if released[
+                node] else {}
+            named = [key for key in shown if key != OTHER]
+            cells.append({
+                key: members[node][keys[members[node]] == key] if key != OTHER
+                else members[node][~np.isin(keys[members[node]], named)]
+                for key in shown
+            })
+    else:
+        cells = tree_breakdown_cells(np.array(parent), members, released, values, codes, min_users)
+    node_sets = [members[node] for node in np.flatnonzero(released)]
+    cell_sets = [indices for node in cells for indices in node.values()]
+    return node_sets, cell_sets, cells, members, released, keys, codes
+
+
+@settings(max_examples=150, deadline=None)
+@given(facet_inputs())
+def test_facet_cells_are_true_k_supported_and_underivable_across_the_tree(inputs) -> None:
+    parent, assignment, users, min_users, min_conv, values = inputs
+    node_sets, cell_sets, cells, members, released, keys, codes = facet_sets(*inputs, per_node=False)
+    counts = tree_breakdowns(np.array(parent), members, released, values, codes, min_users)
+    for node, node_cells in enumerate(cells):
+        assert counts[node] == {key: len(indices) for key, indices in node_cells.items()}
+        if not node_cells:
+            continue
+        assert released[node]
+        # The cells partition the node, and a value's cell holds only conversations with that value.
+        together = np.sort(np.concatenate(list(node_cells.values())))
+        assert together.tolist() == sorted(members[node].tolist())
+        assert len(node_cells) >= 2
+        for key, indices in node_cells.items():
+            assert len(np.unique(codes[indices])) >= min_users
+            if key != OTHER:
+                assert set(keys[indices]) == {key}
+        # Cells add up down the tree: a parent's cell holds its children's.
+        for child in np.flatnonzero((np.array(parent) == node) & released):
+            for key, indices in cells[child].items():
+                assert set(indices.tolist()) <= set(node_cells.get(key, np.array([], dtype=int)).tolist())
+    assert small_derivable_groups(node_sets + cell_sets, codes, min_users) == []
+
+
+def test_breaking_each_node_down_alone_can_be_differenced_across_levels() -> None:
+    # Parent: 30 "fr" of 30 users in 100; its child (70) holds 27 of them. Each node alone shows "fr",
+    # and 30 - 27 = 3 French conversations of the parent's remainder: one user's worth too few to show.
+    parent = [-1, 0]
+    assignment = [1] * 70 + [0] * 30
+    values = ["fr"] * 27 + ["en"] * 43 + ["fr"] * 3 + ["en"] * 27
+    inputs = (parent, assignment, list(range(100)), 5, 10, values)
+    node_sets, cell_sets, *_ = facet_sets(*inputs, per_node=True)
+    leaks = small_derivable_groups(node_sets + cell_sets, np.arange(100), 5)
+    assert [70, 71, 72] in [leak.tolist() for leak in leaks]
+    node_sets, cell_sets, cells, *_ = facet_sets(*inputs, per_node=False)
+    assert small_derivable_groups(node_sets + cell_sets, np.arange(100), 5) == []
+    # The parent's remainder (3 "fr", 27 "en") cannot show "fr" alone, nor "en" beside a 3-user "other": all of it
+    # is "other", and the parent's counts are its child's plus 30.
+    assert tree_breakdowns(np.array(parent), members_of(parent, assignment), np.array([True, True]), values,
+                           np.arange(100), 5) == [{"en": 43, OTHER: 30, "fr": 27}, {"en": 43, "fr": 27}]
+
+
+def test_the_facet_property_fails_when_each_node_is_broken_down_alone() -> None:
+    def leaks(inputs) -> bool:
+        node_sets, cell_sets, *_, codes = facet_sets(*inputs, per_node=True)
+        return bool(small_derivable_groups(node_sets + cell_sets, codes, inputs[3]))
+
+    find(facet_inputs(), leaks, settings=settings(max_examples=3000, deadline=None, database=None))
+
+
+# -- keywords -------------------------------------------------------------------------------------------------------
+
+WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    conversations=st.lists(
+        st.tuples(st.integers(0, 15), st.lists(st.sampled_from(WORDS), min_size=1, max_size=6)),
+        min_size=1, max_size=60,
+    ),
+    min_users=st.integers(1, 6),
+    split=st.integers(0, 60),
+)
+def test_every_keyword_is_used_by_min_users_distinct_users_of_its_node(conversations, min_users, split) -> None:
+    texts = [" ".join(words) for _, words in conversations]
+    codes = np.array([user for user, _ in conversations])
+    everything = np.arange(len(texts))
+    nodes = [NodeToName(everything, -1, 1), NodeToName(everything[:split], 0, 2),
+             NodeToName(everything[split:], 0, 2)]
+    for node, named in zip(nodes, KeywordNamer().name(texts, codes, nodes, min_users), strict=True):
+        for keyword in named.keywords:
+            users = {codes[i] for i in node.members if f" {keyword} " in f" {texts[i]} "}
+            assert len(users) >= min_users, (keyword, users)
+        for word in named.name.lower().replace("·", " ").split():
+            assert any(word in keyword.split() for keyword in named.keywords)
