@@ -29,6 +29,14 @@
     keywords), and of a description the keyword namer wrote from its template only the keyword slots are read
     (see :func:`data_segments`): "Conversations about money, credit and ..." would otherwise put the template's
     "conversations", "about money" and "money and" in front of the few users who happened to type them.
+``facets`` (error)
+    Every facet cell of every node (``node.facets``) counts at least ``min_users`` conversations (a cell of fewer
+    conversations cannot have enough users), and no parent's cell minus the same cell of its released children is
+    between 1 and ``min_users - 1`` (a group that small would be computable by subtraction). Given the
+    conversations, the per-conversation ``labels`` (:attr:`Clio.labels_`) and the facet values
+    (``facet_values={"language": [...]}``, in the order of the conversations), each shown value's cell is re-derived:
+    it must not count more conversations than the node holds with that value, and those must come from at least
+    ``min_users`` distinct users.
 ``identifiers`` (error; needs the conversations)
     No conversation id or user id (of four characters or more, not only digits, compared case-insensitively)
     appears in a release string or in the manifest.
@@ -56,7 +64,9 @@ logger = logging.getLogger(__name__)
 
 ERROR = "error"
 WARNING = "warning"
-CHECKS = ("thresholds", "differencing", "accounting", "pii", "rare_ngrams", "identifiers")
+CHECKS = ("thresholds", "differencing", "accounting", "facets", "pii", "rare_ngrams", "identifiers")
+#: Checks of exact counts that do not apply to a differentially private release, whose counts are noised.
+EXACT_COUNT_CHECKS = ("differencing",)
 #: Checks that read the private conversations; skipped when none are given.
 NEEDS_CONVERSATIONS = ("rare_ngrams", "identifiers")
 #: Identifiers shorter than this are not searched for: "u1" or "42" occur in ordinary text by chance.
@@ -114,7 +124,8 @@ class AuditReport:
     checks_run : list of str
         The checks that ran.
     checks_skipped : list of str
-        The checks that did not run (those needing the conversations when none were given).
+        The checks that did not run (those needing the conversations when none were given, and the exact-count
+        checks of a differentially private release).
     thresholds : dict
         The ``min_users`` and ``min_conversations`` audited against.
 
@@ -166,7 +177,7 @@ class AuditReport:
             f"checks run: {', '.join(self.checks_run) or 'none'}",
         ]
         if self.checks_skipped:
-            lines.append(f"checks skipped (no conversations given): {', '.join(self.checks_skipped)}")
+            lines.append(f"checks skipped: {', '.join(self.checks_skipped)}")
         lines.extend(f"  {finding}" for finding in self.findings)
         return "\n".join(lines)
 
@@ -180,6 +191,8 @@ def audit(
     scrubber: Any = None,
     min_users: int | None = None,
     min_conversations: int | None = None,
+    labels: Sequence[str] | None = None,
+    facet_values: dict[str, Sequence[Any]] | None = None,
 ) -> AuditReport:
     """Check a release against the thresholds, the differencing rule, the accounting, PII and its private input.
 
@@ -195,6 +208,11 @@ def audit(
         Anything with ``scrub(texts) -> ScrubResult``; ``None`` uses :class:`clio_lite.scrub.PresidioScrubber`.
     min_users, min_conversations : int, optional
         Thresholds to audit against; by default those recorded in the manifest.
+    labels : sequence of str, optional
+        For each conversation (in the order :func:`clio_lite.load_conversations` gives them), the id of the deepest
+        released node holding it (:attr:`Clio.labels_`); with ``facet_values``, lets ``facets`` re-derive cells.
+    facet_values : dict of str to sequence, optional
+        Each facet's value for each conversation, in the same order.
 
     Returns
     -------
@@ -228,9 +246,16 @@ def audit(
         report.checks_run.append(name)
         logger.debug("audit %s: %d findings", name, len(found))
 
+    dp = release.manifest.get("privacy", {}).get("mode") == "dp"
     run("thresholds", _check_thresholds(release, min_users, min_conversations))
-    run("differencing", _check_differencing(release, min_conversations))
-    run("accounting", _check_accounting(release))
+    if dp:
+        # Noised counts: a parent minus its children is a noisy number, not a group's size.
+        report.checks_skipped.extend(EXACT_COUNT_CHECKS)
+        run("accounting", _check_dp_accounting(release))
+    else:
+        run("differencing", _check_differencing(release, min_conversations))
+        run("accounting", _check_accounting(release))
+    run("facets", _check_facets(release, min_users))
     run("pii", _check_pii(release, scrubber if scrubber is not None else _default_scrubber()))
     if conversations is None:
         report.checks_skipped.extend(NEEDS_CONVERSATIONS)
@@ -239,6 +264,8 @@ def audit(
         from .io import load_conversations
 
         convs = load_conversations(conversations)
+        if labels is not None and facet_values:
+            report.findings.extend(_rederive_facets(release, convs, labels, facet_values, min_users))
         run("rare_ngrams", _check_rare_ngrams(release, convs, min_users))
         run("identifiers", _check_identifiers(release, convs))
     logger.debug("audit %s: %d errors, %d warnings", "passed" if report.passed else "failed",
@@ -321,6 +348,82 @@ def _check_accounting(release: Release) -> Iterator[Finding]:
                 "accounting", None, "counts.in_released_leaves",
                 f"in_released_leaves={counts['in_released_leaves']} but the released leaves hold {leaves}",
             )
+
+
+def _check_dp_accounting(release: Release) -> Iterator[Finding]:
+    counts = release.manifest.get("counts", {})
+    top = sum(root.conversations for root in release.tree.roots)
+    leaves = sum(node.conversations for node in release.tree.leaves)
+    if counts.get("released") != top:
+        yield Finding("accounting", None, "counts.released",
+                      f"released={counts.get('released')} but the top-level clusters hold {top}")
+    if counts.get("in_released_leaves") != leaves:
+        yield Finding("accounting", None, "counts.in_released_leaves",
+                      f"in_released_leaves={counts.get('in_released_leaves')} but the released leaves hold {leaves}")
+    for node in release.tree:
+        children = release.tree.children(node.id)
+        if children and node.conversations < sum(child.conversations for child in children):
+            yield Finding("accounting", node.id, "conversations",
+                          f"{node.conversations} conversations, fewer than its children's "
+                          f"{sum(child.conversations for child in children)}: noised counts were not made consistent")
+
+
+# -- facets ---------------------------------------------------------------------------------------------------
+
+
+def _check_facets(release: Release, min_users: int) -> Iterator[Finding]:
+    tree = release.tree
+    for node in tree:
+        for facet, cells in node.facets.items():
+            for value, count in cells.items():
+                if count < min_users:
+                    yield Finding(
+                        "facets", node.id, f"facets.{facet}.{value}",
+                        f"{count} conversations: fewer than min_users={min_users}, so fewer distinct users",
+                    )
+            if sum(cells.values()) > node.conversations:
+                yield Finding(
+                    "facets", node.id, f"facets.{facet}",
+                    f"the cells add up to {sum(cells.values())}, more than the node's {node.conversations}",
+                )
+            children = tree.children(node.id)
+            if not children:
+                continue
+            for value, count in cells.items():
+                left = count - sum(child.facets.get(facet, {}).get(value, 0) for child in children)
+                if 0 < left < min_users:
+                    yield Finding(
+                        "facets", node.id, f"facets.{facet}.{value}",
+                        f"{count} minus its released children's {count - left} leaves {left} conversations, a "
+                        f"group below min_users={min_users} computable by subtraction",
+                    )
+
+
+def _rederive_facets(
+    release: Release, conversations: Any, labels: Sequence[str], facet_values: dict[str, Sequence[Any]],
+    min_users: int,
+) -> Iterator[Finding]:
+    labels = [str(label) for label in labels]
+    if len(labels) != len(conversations):
+        raise ValueError(f"audit: {len(labels)} labels for {len(conversations)} conversations")
+    users = [conversation.user_id for conversation in conversations]
+    for node in release.tree:
+        inside = [i for i, label in enumerate(labels) if label == node.id or label.startswith(node.id + ".")]
+        for facet, cells in node.facets.items():
+            values = facet_values.get(facet)
+            if values is None:
+                continue
+            for value, count in cells.items():
+                having = [i for i in inside if values[i] is not None and str(values[i]) == value]
+                if not having:
+                    continue  # "other", or a value no conversation of the node has: caught below if counted
+                distinct = len({users[i] for i in having})
+                if count > len(having) or distinct < min_users:
+                    yield Finding(
+                        "facets", node.id, f"facets.{facet}.{value}",
+                        f"shows {count} conversations; the node holds {len(having)} with this value, from "
+                        f"{distinct} distinct users (min_users={min_users})",
+                    )
 
 
 # -- text -----------------------------------------------------------------------------------------------------

@@ -140,6 +140,8 @@ def _print_counts(counts: dict[str, int]) -> None:
     table.add_column("records")
     table.add_column("count", justify="right")
     for key in ("read", "released", "in_released_leaves", "suppressed", "unclustered", "rejected"):
+        if key not in counts:  # a differentially private release shows only noised totals
+            continue
         table.add_row(key.replace("_", " "), f"{counts[key]:,}")
     console.print(table)
 

@@ -80,6 +80,15 @@ class Clio(BaseEstimator):
         Seeds every stochastic stage; an int makes the release byte-for-byte reproducible.
     verbose : bool
         Progress bars and stage timings in the log.
+    privacy : {"k-anonymity", "dp"}
+        ``"k-anonymity"`` (the default): exact counts behind the thresholds and the differencing-safe gate.
+        ``"dp"``: user-level differential privacy for the counts, the choice of clusters and the keywords, given
+        the cluster hierarchy (see :mod:`clio_lite.dp` and docs/privacy.md); the manifest's ``privacy`` entry
+        records the mechanism and the budget spent per stage. A DP release is named by its DP keywords only.
+    epsilon, delta : float
+        The DP budget (``privacy="dp"`` only).
+    max_conversations_per_user, max_terms_per_user : int
+        Contribution bounds for DP: conversations kept per user, and terms each user may contribute.
 
     Attributes
     ----------
@@ -124,6 +133,11 @@ class Clio(BaseEstimator):
         cache_dir: str | Path | bool | None = None,
         random_state: Any = None,
         verbose: bool = True,
+        privacy: str = "k-anonymity",
+        epsilon: float = 1.0,
+        delta: float = 1e-5,
+        max_conversations_per_user: int = 1,
+        max_terms_per_user: int = 5,
     ):
         self.min_users = min_users
         self.min_conversations = min_conversations
@@ -140,6 +154,11 @@ class Clio(BaseEstimator):
         self.cache_dir = cache_dir
         self.random_state = random_state
         self.verbose = verbose
+        self.privacy = privacy
+        self.epsilon = epsilon
+        self.delta = delta
+        self.max_conversations_per_user = max_conversations_per_user
+        self.max_terms_per_user = max_terms_per_user
 
     # -- the flow ---------------------------------------------------------------------------------------------
 
@@ -195,6 +214,9 @@ class Clio(BaseEstimator):
             cluster=len(hierarchy.assignment),
         )
         user_codes = np.unique([c.user_id for c in ordered], return_inverse=True)[1]
+        if self.privacy == "dp":
+            return self._fit_dp(convs, order, ordered, scrubbed, hierarchy, members, user_codes, positions,
+                                entity_counts, embedder, scrubber)
         with self._stage("gate"):
             decision = gate(hierarchy.parent, members, user_codes, self.min_users, self.min_conversations)
         with self._stage("name"):
@@ -220,6 +242,11 @@ class Clio(BaseEstimator):
         if hasattr(namer, "manifest_entry"):  # e.g. the LLM namer: per node, its name or the keyword name, and why
             release.manifest["naming"] = namer.manifest_entry([node.id for node in nodes])
         release.manifest["counts_by_stage"] = by_stage
+        release.manifest["privacy"] = {"mode": "k-anonymity", "unit": "user",
+                                       "mechanism": "thresholds on exact counts, differencing-safe folding"}
+        return self._audit_and_keep(release, convs, scrubber, entity_counts, nodes, counts)
+
+    def _audit_and_keep(self, release, convs, scrubber, entity_counts, nodes, counts) -> Clio:
         with self._stage("audit"):
             # The release is checked against its own input before anything can save it; the manifest keeps the
             # verdict and Release.save refuses a failed one.
@@ -234,6 +261,50 @@ class Clio(BaseEstimator):
         self.embeddings_[order] = embeddings
         logger.info("released %d clusters; %s", len(nodes), counts)
         return self
+
+    def _fit_dp(self, convs, order, ordered, scrubbed, hierarchy, members, user_codes, positions, entity_counts,
+                embedder, scrubber) -> Clio:
+        """The DP path after clustering: bounded contributions, noisy selection and counts, DP keywords."""
+        from .dp import Budget, DPKeywordNamer, bound_contributions, dp_gate
+
+        if self.random_state is None:
+            key, rng = 0, np.random.default_rng()
+        else:
+            key = int(check_random_state(self.random_state).randint(0, 2**31 - 1, size=3)[2])
+            rng = np.random.default_rng(key)
+        budget = Budget(float(self.epsilon), float(self.delta), int(self.max_conversations_per_user),
+                        int(self.max_terms_per_user))
+        with self._stage("gate"):
+            kept = bound_contributions(user_codes, [c.id for c in ordered], budget.max_conversations_per_user, key)
+            decision = dp_gate(hierarchy.parent, members, user_codes, kept, self.min_users, self.min_conversations,
+                               budget, rng)
+        with self._stage("name"):
+            released = np.flatnonzero(decision.released)
+            position_of = {node: i for i, node in enumerate(released)}
+            depth = hierarchy.depth()
+            to_name = [
+                NodeToName(members[node], position_of.get(hierarchy.parent[node], -1), int(depth[node]))
+                for node in released
+            ]
+            namer = self.namer if isinstance(self.namer, DPKeywordNamer) else DPKeywordNamer()
+            names = namer.name(scrubbed, user_codes, to_name, self.min_users, kept=kept,
+                               levels=int(depth.max()) if len(depth) else 1, budget=budget, rng=rng)
+        nodes, node_ids = self._released_nodes(hierarchy, depth, members, decision, names, positions)
+        self.labels_ = np.empty(len(convs), dtype=object)
+        self.labels_[order] = self._labels(hierarchy, decision.released, node_ids, len(convs))
+        # Only noised totals: exact dataset counts would not be differentially private.
+        counts = {
+            "released": int(sum(node.conversations for node in nodes if node.parent_id is None)),
+            "in_released_leaves": int(sum(
+                node.conversations for node in nodes if not any(other.parent_id == node.id for other in nodes)
+            )),
+        }
+        manifest = self._manifest(counts, convs, entity_counts, embedder, scrubber)
+        manifest.pop("rejected_by_field")
+        manifest.pop("scrubbed_entities")
+        manifest["privacy"] = budget.to_dict()
+        return self._audit_and_keep(Release(ClusterTree(nodes), manifest), convs, scrubber, entity_counts, nodes,
+                                    counts)
 
     def fit_release(self, conversations: Any) -> Release:
         """Fit and return the release."""
@@ -466,6 +537,16 @@ class Clio(BaseEstimator):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"Clio({name}={value!r}): expected a positive integer.")
+        if self.privacy not in ("k-anonymity", "dp"):
+            raise ValueError(f"Clio(privacy={self.privacy!r}): expected 'k-anonymity' or 'dp'.")
+        if self.privacy == "dp":
+            if not (isinstance(self.epsilon, int | float) and self.epsilon > 0):
+                raise ValueError(f"Clio(epsilon={self.epsilon!r}): expected a positive number.")
+            if not (isinstance(self.delta, float) and 0 < self.delta < 1):
+                raise ValueError(f"Clio(delta={self.delta!r}): expected a float in (0, 1).")
+            for name in ("max_conversations_per_user", "max_terms_per_user"):
+                if not isinstance(getattr(self, name), int | np.integer) or getattr(self, name) < 1:
+                    raise ValueError(f"Clio({name}={getattr(self, name)!r}): expected a positive integer.")
         if self.min_cluster_size is not None and self.min_cluster_size < 2:
             raise ValueError(f"Clio(min_cluster_size={self.min_cluster_size!r}): expected an integer >= 2 or None.")
 
