@@ -14,8 +14,8 @@ charged a share of ``epsilon`` (and the selections a share of ``delta``):
 ``conversations``
     Each node's conversation count, discrete Laplace noise of scale ``c * levels / epsilon_conversations``.
 ``vocabulary``
-    Which terms may name anything: each user contributes their ``max_terms_per_user`` most frequent terms (ties by
-    term) once; a term is kept when its noisy number of users reaches
+    Which terms may name anything: each user contributes their ``max_terms_per_user`` most frequent terms (ties
+    broken by a hash of the term, the same order for everyone) once; a term is kept when its noisy number of users reaches
     ``max(min_users, 1 + scale * ln(m / delta_vocabulary))``, scale ``m / epsilon_vocabulary``.
 ``keywords``
     For each released node, the number of its users who used each kept term (among their ``m``), noised with
@@ -45,8 +45,18 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from .name import CHAT_STOP_WORDS, TOKEN_PATTERN, NodeName, _class_tfidf, _strip_placeholders, _title, _without_overlaps
-from .name import describe_keywords, unnamed, user_support
+from .name import (
+    CHAT_STOP_WORDS,
+    TOKEN_PATTERN,
+    NodeName,
+    _class_tfidf,
+    _strip_placeholders,
+    _title,
+    _without_overlaps,
+    describe_keywords,
+    unnamed,
+    user_support,
+)
 
 #: Shares of epsilon per mechanism; the two selections split delta evenly.
 EPSILON_SHARES = {"nodes": 0.3, "conversations": 0.2, "vocabulary": 0.25, "keywords": 0.25}
@@ -262,7 +272,7 @@ class DPKeywordNamer:
         vocab_scale = m / eps_vocab
         vocab_threshold = selection_threshold(vocab_scale, m, delta_vocab, min_users)
         term_users = np.asarray((chosen > 0).sum(axis=0)).ravel().astype(np.int64)
-        noisy_terms = term_users + discrete_laplace(rng, vocab_scale, len(term_users)) if len(term_users) else term_users
+        noisy_terms = term_users + (discrete_laplace(rng, vocab_scale, len(term_users)) if len(term_users) else 0)
         kept_terms = np.flatnonzero(noisy_terms >= vocab_threshold)
         budget.record("vocabulary", sensitivity_l0=m, noise_scale=round(vocab_scale, 4), threshold=vocab_threshold,
                       terms_released=len(kept_terms))
@@ -301,8 +311,11 @@ class DPKeywordNamer:
 
 
 def _top_terms_per_user(X: sparse.csr_matrix, codes: np.ndarray, vocabulary: np.ndarray, m: int) -> sparse.csr_matrix:
-    """A users x terms 0/1 matrix: each user's ``m`` most frequent terms over their conversations, ties by term."""
+    """A users x terms 0/1 matrix: each user's ``m`` most frequent terms over their conversations."""
     n_users = int(codes.max()) + 1 if len(codes) else 0
+    # Ties (most terms of a short conversation occur once) are broken in one order shared by every user, a hash of
+    # the term: users who typed the same terms then contribute the same ones, instead of the alphabetically first.
+    tie_break = np.array([hashlib.sha256(str(term).encode()).hexdigest() for term in vocabulary])
     by_user = sparse.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(n_users, len(codes)))
     totals = (by_user @ X).tocsr()
     rows, cols, data = [], [], []
@@ -311,7 +324,7 @@ def _top_terms_per_user(X: sparse.csr_matrix, codes: np.ndarray, vocabulary: np.
         terms, freq = totals.indices[start:end], totals.data[start:end]
         if not len(terms):
             continue
-        top = terms[np.lexsort((vocabulary[terms], -freq))[:m]]
+        top = terms[np.lexsort((tie_break[terms], -freq))[:m]]
         rows.extend([user] * len(top))
         cols.extend(top.tolist())
         data.extend([1.0] * len(top))

@@ -137,7 +137,7 @@ class Clio(BaseEstimator):
         epsilon: float = 1.0,
         delta: float = 1e-5,
         max_conversations_per_user: int = 1,
-        max_terms_per_user: int = 5,
+        max_terms_per_user: int = 3,
     ):
         self.min_users = min_users
         self.min_conversations = min_conversations

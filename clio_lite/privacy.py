@@ -265,7 +265,8 @@ def tree_breakdowns(
     released : np.ndarray of bool
         :attr:`GateResult.released`.
     values : list
-        The facet's value for every conversation (indices as in ``members``); ``None`` counts as ``other``.
+        The facet's value for every conversation (indices as in ``members``); ``None`` counts as ``other``. A
+        tuple or list is a multi-label value, counted once under each of its labels (an empty one as ``other``).
     user_codes : np.ndarray of int
         The user of every conversation.
 
@@ -282,6 +283,19 @@ def tree_breakdowns(
     >>> tree_breakdowns(parent, members, released, ["en"] * 6 + ["fr"] * 2, np.arange(8), min_users=2)
     [{'en': 6, 'fr': 2}, {'en': 4}]
     """
+    user_codes = np.asarray(user_codes)
+    if any(isinstance(value, tuple | list) for value in values):
+        # A multi-label value counts its conversation once under each label: break down (conversation, label)
+        # pairs, so a node's cells may add up to more than its conversations.
+        labels = [list(value) if isinstance(value, tuple | list) else [value] for value in values]
+        pair_of = np.repeat(np.arange(len(values)), [max(len(ls), 1) for ls in labels])
+        values = [label for ls in labels for label in (ls or [None])]
+        starts = np.r_[0, np.cumsum([max(len(ls), 1) for ls in labels])]
+        members = [
+            np.concatenate([np.arange(starts[i], starts[i + 1]) for i in m]) if len(m) else np.array([], dtype=int)
+            for m in members
+        ]
+        user_codes = user_codes[pair_of]
     cells = tree_breakdown_cells(parent, members, released, values, user_codes, min_users, other=other)
     return [
         dict(sorted(((key, len(indices)) for key, indices in node.items()), key=lambda kv: (-kv[1], kv[0])))

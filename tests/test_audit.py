@@ -319,3 +319,98 @@ def test_integer_ids_equal_to_a_count_are_not_taken_for_leaked_ids():
     ]
     report = audit(release, numbered, min_users=1, min_conversations=1)
     assert not [finding for finding in report.findings if finding.check == "identifiers"]
+
+
+# -- facet cells --------------------------------------------------------------------------------------------------
+
+
+def with_facets(cells: dict[str, dict[str, dict[str, int]]]) -> Release:
+    """The clean release with ``cells`` as the facets of the nodes they name."""
+    return make_release(tuple(replace(n, facets=cells.get(n.id, {})) for n in CLEAN_NODES))
+
+
+def facet_errors(release: Release) -> list:
+    return [f for f in audit(release, scrubber=_NoPII()).errors if f.check == "facets"]
+
+
+class _NoPII:
+    """A scrubber that finds nothing, so these tests isolate the facet check (the real one is tested above)."""
+
+    def scrub(self, texts):
+        from clio_lite.scrub import ScrubResult
+
+        return ScrubResult(list(texts))
+
+
+def test_facet_cells_that_add_up_down_the_tree_pass():
+    cells = {"0": {"language": {"en": 70, "fr": 30}}, "0.0": {"language": {"en": 45, "fr": 15}},
+             "0.1": {"language": {"en": 25, "other": 15}}, "1": {"language": {"en": 40, "other": 10}}}
+    assert facet_errors(with_facets(cells)) == []
+
+
+def test_a_facet_cell_below_min_users_fails_naming_the_cell():
+    errors = facet_errors(with_facets({"1": {"language": {"en": 45, "fr": 5}}}))
+    assert [(f.node_id, f.field) for f in errors] == [("1", "facets.language.fr")]
+    assert "fewer than min_users=10" in errors[0].detail
+
+
+def test_a_parent_cell_minus_its_childrens_that_leaves_a_small_group_fails():
+    # 30 French conversations in "0", 15 + 12 in its children: 3 French conversations of its remainder.
+    cells = {"0": {"language": {"en": 70, "fr": 30}}, "0.0": {"language": {"en": 45, "fr": 15}},
+             "0.1": {"language": {"en": 28, "fr": 12}}}
+    errors = facet_errors(with_facets(cells))
+    assert [(f.node_id, f.field) for f in errors] == [("0", "facets.language.fr")]
+    assert "leaves 3 conversations" in errors[0].detail
+
+
+def test_cells_adding_up_to_more_than_the_node_fail():
+    errors = facet_errors(with_facets({"1": {"language": {"en": 40, "fr": 20}}}))
+    assert [f.field for f in errors] == ["facets.language"]
+
+
+def test_given_labels_and_values_the_audit_rederives_each_cell(conversations):
+    # Node "1" (bikes) claims a "fr" cell of 10; the conversations say only 3 users wrote in French.
+    release = with_facets({"1": {"language": {"en": 30, "fr": 10}}})
+    convs = clio_lite.load_conversations(conversations)
+    labels = ["1" if c.id.startswith("bike") else "0.0" for c in convs]
+    french = {c.id for c in convs if c.id.startswith("bike")}
+    values = ["fr" if c.id in french and int(c.user_id[2:]) < 3 else "en" for c in convs]
+    report = audit(release, convs, scrubber=_NoPII(), labels=labels, facet_values={"language": values})
+    rederived = [f for f in report.errors if f.check == "facets" and "distinct users" in f.detail]
+    assert [(f.node_id, f.field) for f in rederived] == [("1", "facets.language.fr")]
+    assert "holds 3 with this value, from 3 distinct users" in rederived[0].detail
+    honest = ["fr" if c.id in french and int(c.user_id[2:]) < 10 else "en" for c in convs]
+    report = audit(release, convs, scrubber=_NoPII(), labels=labels, facet_values={"language": honest})
+    assert not [f for f in report.errors if f.check == "facets"]
+
+
+# -- differentially private releases -------------------------------------------------------------------------------
+
+
+def dp_release(nodes=CLEAN_NODES) -> Release:
+    tree = ClusterTree(list(nodes))
+    manifest = {
+        "thresholds": {"min_users": MIN_USERS, "min_conversations": MIN_CONVERSATIONS},
+        "counts": {"released": sum(r.conversations for r in tree.roots),
+                   "in_released_leaves": sum(n.conversations for n in tree.leaves)},
+        "privacy": {"mode": "dp", "epsilon": 1.0, "delta": 1e-5},
+    }
+    return Release(tree, manifest)
+
+
+def test_a_dp_release_skips_the_exact_differencing_check_and_checks_its_noised_totals():
+    # Noised counts: "0" minus its children leaves 0 here, but any remainder would be a noisy number.
+    nodes = tuple(replace(n, conversations=103) if n.id == "0" else n for n in CLEAN_NODES)
+    report = audit(dp_release(nodes), scrubber=_NoPII())
+    assert "differencing" in report.checks_skipped and "differencing" not in report.checks_run
+    assert report.passed, report.summary()
+
+
+def test_a_dp_release_whose_noised_counts_contradict_each_other_fails_accounting():
+    nodes = tuple(replace(n, conversations=90) if n.id == "0" else n for n in CLEAN_NODES)  # children hold 100
+    release = dp_release(nodes)
+    errors = [f for f in audit(release, scrubber=_NoPII()).errors if f.check == "accounting"]
+    assert [(f.node_id, f.field) for f in errors] == [("0", "conversations")]
+    release.manifest["counts"]["released"] += 1
+    errors = [f for f in audit(release, scrubber=_NoPII()).errors if f.check == "accounting"]
+    assert ("counts.released" in [f.field for f in errors])

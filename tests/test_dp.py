@@ -62,7 +62,8 @@ def test_bounding_keeps_at_most_cap_conversations_per_user_and_all_of_small_user
         mine = codes == user
         assert keep[mine].sum() == min(cap, mine.sum())
     # The choice depends only on a user's own ids: another user's conversations do not change it.
-    alone = bound_contributions(codes[codes == users[0]], [i for i, u in zip(ids, users) if u == users[0]], cap, key)
+    own_ids = [conv_id for conv_id, user in zip(ids, users, strict=True) if user == users[0]]
+    alone = bound_contributions(codes[codes == users[0]], own_ids, cap, key)
     np.testing.assert_array_equal(alone, keep[codes == users[0]])
 
 

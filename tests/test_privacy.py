@@ -436,9 +436,8 @@ def test_the_facet_property_fails_when_each_node_is_broken_down_alone() -> None:
         node_sets, cell_sets, *_, codes = facet_sets(*inputs, per_node=True)
         return bool(small_derivable_groups(node_sets + cell_sets, codes, inputs[3]))
 
-    example = find(
-        facet_inputs(), leaks, settings=settings(max_examples=3000, deadline=None, database=None, phases=[Phase.generate])
-    )
+    search = settings(max_examples=3000, deadline=None, database=None, phases=[Phase.generate])
+    example = find(facet_inputs(), leaks, settings=search)
     node_sets, cell_sets, *_, codes = facet_sets(*example, per_node=False)
     assert small_derivable_groups(node_sets + cell_sets, codes, example[3]) == []
 
@@ -469,3 +468,12 @@ def test_every_keyword_is_used_by_min_users_distinct_users_of_its_node(conversat
             assert len(users) >= min_users, (keyword, users)
         for word in named.name.lower().replace("·", " ").split() if named.keywords else ():
             assert any(word in keyword.split() for keyword in named.keywords)
+
+
+def test_tree_breakdowns_count_a_multi_label_conversation_under_each_label() -> None:
+    parent, released = np.array([-1]), np.array([True])
+    values = [("coaching", "advice")] * 4 + [("advice",)] * 3 + [()] * 3
+    shown = tree_breakdowns(parent, [np.arange(10)], released, values, np.arange(10), min_users=3)
+    assert shown == [{"advice": 7, "coaching": 4, OTHER: 3}]
+    # One user's labels are one user's: three of them are not enough for min_users=3 on their own.
+    assert tree_breakdowns(parent, [np.arange(4)], released, [("a", "b")] * 4, np.array([0, 0, 0, 1]), 3) == [{}]
