@@ -48,6 +48,10 @@ def _add_fit_options(parser: argparse.ArgumentParser, default_out: str | None) -
     parser.add_argument("--min-users", type=int, default=25, help="distinct users a cluster needs (default 25)")
     parser.add_argument("--min-conversations", type=int, default=50, help="conversations a cluster needs")
     parser.add_argument("--random-state", type=int, default=0, help="seed for every stochastic stage")
+    parser.add_argument("--privacy", choices=("k-anonymity", "dp"), default="k-anonymity",
+                        help="exact counts behind thresholds (default), or user-level differential privacy")
+    parser.add_argument("--epsilon", type=float, default=1.0, help="DP budget epsilon (with --privacy dp)")
+    parser.add_argument("--delta", type=float, default=1e-5, help="DP budget delta (with --privacy dp)")
     parser.add_argument("--max-depth", type=int, default=None, help="levels of the tree to print")
     parser.add_argument("--no-cache", action="store_true", help="do not cache embeddings on disk")
     parser.add_argument(
@@ -85,6 +89,9 @@ def _fit_and_save(input_path: str | Path, args: argparse.Namespace) -> int:
         min_users=args.min_users,
         min_conversations=args.min_conversations,
         random_state=args.random_state,
+        privacy=args.privacy,
+        epsilon=args.epsilon,
+        delta=args.delta,
         scrubber=None if args.spacy_model is None else PresidioScrubber(spacy_model=args.spacy_model),
         embedder=None
         if args.embedding_model is None

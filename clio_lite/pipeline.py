@@ -544,6 +544,11 @@ class Clio(BaseEstimator):
                 raise ValueError(f"Clio(epsilon={self.epsilon!r}): expected a positive number.")
             if not (isinstance(self.delta, float) and 0 < self.delta < 1):
                 raise ValueError(f"Clio(delta={self.delta!r}): expected a float in (0, 1).")
+            if self.namer is not None and type(self.namer).__name__ != "DPKeywordNamer":
+                raise ValueError(
+                    f"Clio(privacy='dp', namer={type(self.namer).__name__}): a DP release is named from its DP "
+                    "keywords only; leave namer=None (or pass a clio_lite.dp.DPKeywordNamer)."
+                )
             for name in ("max_conversations_per_user", "max_terms_per_user"):
                 if not isinstance(getattr(self, name), int | np.integer) or getattr(self, name) < 1:
                     raise ValueError(f"Clio({name}={getattr(self, name)!r}): expected a positive integer.")

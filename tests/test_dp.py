@@ -125,3 +125,72 @@ def test_budget_shares_add_up_to_epsilon_and_delta() -> None:
     summary = budget.to_dict()
     assert math.isclose(summary["epsilon_spent"], 2.0) and math.isclose(summary["delta_spent"], 1e-6)
     assert summary["unit"] == "user" and "hierarchy" in summary["not_covered"]
+
+
+# -- the pipeline with privacy="dp" ----------------------------------------------------------------------------------
+
+DP_PARAMS = {"min_users": 5, "min_conversations": 10, "privacy": "dp", "epsilon": 16.0, "random_state": 0,
+             "verbose": False}
+
+
+@pytest.fixture(scope="module")
+def dp_records() -> list[dict]:
+    from fixtures.generate import generate_conversations
+
+    return generate_conversations(400, seed=3)
+
+
+@pytest.fixture(scope="module")
+def dp_fitted(dp_records, embedding_cache):
+    from clio_lite import Clio
+
+    return Clio(cache_dir=embedding_cache, **DP_PARAMS).fit(dp_records)
+
+
+def test_a_dp_release_records_its_mechanism_and_budget_and_shows_only_noised_totals(dp_fitted) -> None:
+    privacy = dp_fitted.release_.manifest["privacy"]
+    assert privacy["mode"] == "dp" and privacy["unit"] == "user"
+    assert privacy["epsilon"] == 16.0 and privacy["delta"] == 1e-5
+    assert set(privacy["stages"]) == set(EPSILON_SHARES)
+    assert math.isclose(privacy["epsilon_spent"], 16.0) and math.isclose(privacy["delta_spent"], 1e-5)
+    manifest = dp_fitted.release_.manifest
+    assert set(manifest["counts"]) == {"released", "in_released_leaves"}
+    assert "scrubbed_entities" not in manifest and "rejected_by_field" not in manifest
+
+
+def test_a_dp_release_is_consistent_passes_its_audit_and_names_from_released_keywords(dp_fitted) -> None:
+    tree = dp_fitted.release_.tree
+    threshold = dp_fitted.release_.manifest["privacy"]["stages"]["nodes"]["threshold"]
+    assert len(list(tree)) > 0
+    for node in tree:
+        assert node.users >= threshold and node.conversations >= max(node.users, DP_PARAMS["min_conversations"])
+        children = tree.children(node.id)
+        assert node.conversations >= sum(child.conversations for child in children)
+        if node.keywords:
+            title_words = set(node.name.lower().replace("·", " ").split())
+            assert title_words <= {word for keyword in node.keywords for word in keyword.split()}
+    report = dp_fitted.audit_
+    assert report.passed, report.summary()
+    assert "differencing" in report.checks_skipped
+
+
+def test_a_dp_release_holds_no_injected_pii(dp_fitted, dp_records, tmp_path) -> None:
+    path = dp_fitted.release_.save(tmp_path / "release")
+    text = " ".join(p.read_text() for p in path.glob("*.json")).lower()
+    values = {item["value"].lower() for record in dp_records for item in record["pii"]}
+    assert values and not [value for value in values if value in text]
+
+
+def test_dp_options_are_validated() -> None:
+    from clio_lite import Clio
+    from clio_lite.name import KeywordNamer
+
+    for params, message in (
+        ({"privacy": "laplace"}, "privacy="),
+        ({"privacy": "dp", "epsilon": 0}, "epsilon="),
+        ({"privacy": "dp", "delta": 1.5}, "delta="),
+        ({"privacy": "dp", "namer": KeywordNamer()}, "DP keywords only"),
+        ({"privacy": "dp", "max_conversations_per_user": 0}, "max_conversations_per_user="),
+    ):
+        with pytest.raises(ValueError, match=message):
+            Clio(**params).fit([{"id": "a", "user_id": "u", "messages": [{"role": "user", "content": "hi"}]}])
