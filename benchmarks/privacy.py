@@ -48,6 +48,7 @@ from clio_lite.scrub import PresidioScrubber, ScrubResult  # noqa: E402
 from fixtures.generate import generate_conversations  # noqa: E402
 
 logger = logging.getLogger("benchmarks.privacy")
+PLACEHOLDER = re.compile(r"<([A-Z][A-Z_]*)>")
 
 UNIQUE_CANARIES = {"vorpalquindle": 1, "snargleblatt": 2, "quixotrophe": 3, "blemwhistle": 4}  # word: users
 SHARED_CANARY = "glimmerwick"
@@ -76,9 +77,11 @@ class MemoScrubber:
 
     def scrub(self, texts):
         missing = [text for text in dict.fromkeys(texts) if text not in self._memo]
-        for text in missing:
-            result = self.inner.scrub([text])
-            self._memo[text] = (result.texts[0], Counter(result.entity_counts))
+        if missing:
+            # One batch (spaCy pipes it); each text's entities are read back from its placeholders.
+            for text, clean in zip(missing, self.inner.scrub(missing).texts, strict=True):
+                added = Counter(PLACEHOLDER.findall(clean)) - Counter(PLACEHOLDER.findall(text))
+                self._memo[text] = (clean, added)
         counts: Counter = Counter()
         for text in texts:
             counts.update(self._memo[text][1])

@@ -15,8 +15,8 @@ charged a share of ``epsilon`` (and the selections a share of ``delta``):
     Each node's conversation count, discrete Laplace noise of scale ``c * levels / epsilon_conversations``.
 ``vocabulary``
     Which terms may name anything: each user contributes their ``max_terms_per_user`` most frequent terms (ties
-    broken by a hash of the term, the same order for everyone) once; a term is kept when its noisy number of users reaches
-    ``max(min_users, 1 + scale * ln(m / delta_vocabulary))``, scale ``m / epsilon_vocabulary``.
+    broken by a hash of the term, the same order for everyone) once; a term is kept when its noisy number of users
+    reaches ``max(min_users, 1 + scale * ln(m / delta_vocabulary))``, scale ``m / epsilon_vocabulary``.
 ``keywords``
     For each released node, the number of its users who used each kept term (among their ``m``), noised with
     scale ``m * c * levels / epsilon_keywords``; a node's keywords are the kept terms whose noisy count reaches
