@@ -235,11 +235,19 @@ def main() -> None:
         logger.info("poisoning %d/%d", min_users, min_conversations)
         clio = fit(poisoned, min_users=min_users, min_conversations=min_conversations)
         text = release_text(clio)
-        target_only = [w for w in (*TARGET_DETAIL.split(), TARGET_EMAIL, "target.person77") if contains_word(text, w)]
+        # What only the target typed: the words of its conversation that no other user's conversation holds.
+        words = re.compile(r"[a-z0-9][a-z0-9.@_-]*[a-z0-9]|[a-z0-9]")
+        others = {w for r in poisoned if r["user_id"] != "user-target" for m in r["messages"]
+                  if m["role"] == "user" for w in words.findall(m["content"].lower())}
+        target = next(r for r in poisoned if r["id"] == "conv-target")
+        target_words = set(words.findall(target["messages"][0]["content"].lower()))
+        target_only_words = sorted(target_words - others)
+        target_only = [w for w in target_only_words if contains_word(text, w)]
         target_label = clio.labels_[[c.id for c in clio.conversations_].index("conv-target")]
         poisoning.append(measure(clio, poisoned, planted, {
             "scenario": scenario,
             "target_cluster_released": not str(target_label).startswith("<"),
+            "target_only_words": target_only_words,
             "target_only_details_leaked": target_only,
             "injection_words_in_release": [w for w in INJECTION_WORDS if contains_word(text, w)],
         }))

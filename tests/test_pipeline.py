@@ -140,7 +140,7 @@ def test_the_release_is_audited_against_its_input_and_passes(fitted):
     recorded = fitted.release_.manifest["audit"]
     assert recorded["passed"] is True and recorded["errors"] == 0
     assert set(recorded["checks_run"]) == {
-        "thresholds", "differencing", "accounting", "pii", "rare_ngrams", "identifiers"
+        "thresholds", "differencing", "accounting", "facets", "pii", "rare_ngrams", "identifiers"
     }
     assert recorded == fitted.audit_.to_dict()
     assert recorded["tree_sha256"] == fitted.release_.tree.digest()
