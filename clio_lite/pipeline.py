@@ -213,6 +213,10 @@ class Clio(BaseEstimator):
             len(ordered), scrub=len(scrubbed), embed=len(embeddings), reduce=len(reduced), map=len(positions),
             cluster=len(hierarchy.assignment),
         )
+        # What predict/transform need: the same scrubber and embedder, and each training conversation's embedding.
+        self.scrubber_, self.embedder_ = scrubber, embedder
+        self.embeddings_ = np.empty_like(embeddings)
+        self.embeddings_[order] = embeddings
         user_codes = np.unique([c.user_id for c in ordered], return_inverse=True)[1]
         if self.privacy == "dp":
             return self._fit_dp(convs, order, ordered, scrubbed, hierarchy, members, user_codes, positions,
@@ -256,9 +260,6 @@ class Clio(BaseEstimator):
             logger.warning("the release failed its audit:\n%s", self.audit_.summary())
         self.release_ = release
         self.entity_counts_ = dict(entity_counts)
-        self.scrubber_, self.embedder_ = scrubber, embedder
-        self.embeddings_ = np.empty_like(embeddings)
-        self.embeddings_[order] = embeddings
         logger.info("released %d clusters; %s", len(nodes), counts)
         return self
 
