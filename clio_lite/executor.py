@@ -173,6 +173,12 @@ class RayExecutor:
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
 
+    @staticmethod
+    def runtime_env() -> dict[str, Any]:
+        """What the workers need from this process: this ``clio_lite`` package and the offline settings."""
+        env = {name: os.environ[name] for name in _WORKER_ENV if name in os.environ}
+        return {"py_modules": [str(Path(__file__).resolve().parent)], "env_vars": env}
+
     def _connect(self):
         try:
             import ray
@@ -181,10 +187,8 @@ class RayExecutor:
                 "Clio(executor='ray') needs Ray: `pip install 'clio_lite[ray]'` (installs ray[data])."
             ) from error
         if not ray.is_initialized():
-            env = {name: os.environ[name] for name in _WORKER_ENV if name in os.environ}
-            runtime_env = {"py_modules": [str(Path(__file__).resolve().parent)], "env_vars": env}
             address = self.address or os.environ.get("RAY_ADDRESS")
-            ray.init(address=address, runtime_env=runtime_env, include_dashboard=False, log_to_driver=False)
+            ray.init(address=address, runtime_env=self.runtime_env(), include_dashboard=False, log_to_driver=False)
         import ray.data
 
         return ray

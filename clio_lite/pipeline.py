@@ -30,7 +30,7 @@ from .audit import audit
 from .checkpoint import ArrayCheckpoints, ResultCache, fingerprint, hash_array
 from .cluster import HDBSCANClusterer, Hierarchy
 from .embed import SentenceTransformerEmbedder
-from .executor import embed_texts, scrub_texts
+from .executor import embed_texts, make_executor, scrub_texts
 from .io import load_conversations
 from .name import KeywordNamer, NodeToName
 from .privacy import gate
@@ -510,6 +510,7 @@ class Clio(BaseEstimator):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"Clio({name}={value!r}): expected a positive integer.")
+        make_executor(self.executor)  # an unknown executor fails here, before any work
         if self.min_cluster_size is not None and self.min_cluster_size < 2:
             raise ValueError(f"Clio(min_cluster_size={self.min_cluster_size!r}): expected an integer >= 2 or None.")
 
