@@ -4,8 +4,8 @@ Each stage goes the same way:
 
 1. identical texts are collapsed (each distinct text is computed once and the result fanned out);
 2. texts whose result is in the stage's :class:`~clio_lite.checkpoint.ResultCache` are taken from it;
-3. the rest is cut into chunks of :data:`CHUNK_SIZE` texts, in order, and each chunk goes to a worker: in this process
-   (:class:`LocalExecutor`) or to an actor pool on a Ray cluster (:class:`RayExecutor`, as a Ray Data
+3. the rest is sorted by length and cut into chunks of :data:`CHUNK_SIZE` texts, and each chunk goes to a worker:
+   in this process (:class:`LocalExecutor`) or to an actor pool on a Ray cluster (:class:`RayExecutor`, as a Ray Data
    ``map_batches`` job whose workers load their model once);
 4. each finished chunk is committed to the cache at once, in order, so a run killed mid-stage keeps what it did.
 
@@ -241,7 +241,9 @@ def _run_stage(
     """Every distinct text's result (cached or computed) and how many texts were distinct, cached, computed."""
     unique = list(dict.fromkeys(texts))
     results = cache.get_many(unique) if cache is not None else {}
-    missing = [text for text in unique if text not in results]
+    # Shortest first: a chunk holds texts of about one length, so a model pads its batches little. Sorted by
+    # (length, text), a total order: a resumed run cuts the same chunks (the finished ones are a prefix).
+    missing = sorted((text for text in unique if text not in results), key=lambda text: (len(text), text))
     chunks = [missing[start : start + CHUNK_SIZE] for start in range(0, len(missing), CHUNK_SIZE)]
     stats = {"texts": len(texts), "distinct": len(unique), "cached": len(unique) - len(missing), "computed": 0}
     with tqdm(total=len(unique), initial=stats["cached"], desc=description, unit="text", disable=not verbose) as bar:
