@@ -134,3 +134,11 @@ def test_an_unknown_executor_is_refused():
     with pytest.raises(ValueError, match="executor"):
         Clio(executor="spark", verbose=False).fit([{"id": "a", "user_id": "u", "messages": [
             {"role": "user", "content": "hello"}]}])
+
+
+def test_the_command_line_ray_option_picks_the_ray_executor_with_its_address():
+    from clio_lite.cli import _executor
+
+    assert _executor(None) is None
+    assert _executor("ray://head:10001").address == "ray://head:10001"
+    assert _executor("local").address is None and isinstance(_executor("local"), RayExecutor)
