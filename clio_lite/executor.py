@@ -75,14 +75,16 @@ def scrub_each(scrubber: Any, texts: list[str]) -> list[tuple[str, Counter]]:
     return [(single.texts[0], Counter(single.entity_counts)) for single in singles]
 
 
-def _without_state(stage: Any, **params: Any) -> Any:
-    """A shallow copy of ``stage`` without its loaded models (cached properties), with ``params`` set.
+def _without_state(stage: Any, keep: Sequence[str] = (), **params: Any) -> Any:
+    """A shallow copy of ``stage`` without its cached properties (loaded models, open caches) except ``keep``,
+    with ``params`` set.
 
-    What is sent to a worker: small to serialise, and it loads its model there, once.
+    Sent to a Ray worker it is small to serialise and loads its model there, once; in this process it keeps the
+    models already loaded (``keep``) and drops only what ``params`` replaces.
     """
     stage = copy.copy(stage)
     for name in list(vars(stage)):
-        if isinstance(getattr(type(stage), name, None), functools.cached_property):
+        if name not in keep and isinstance(getattr(type(stage), name, None), functools.cached_property):
             del stage.__dict__[name]
     for name, value in params.items():
         if hasattr(stage, name):
@@ -97,6 +99,9 @@ class ScrubWorker:
 
     def __init__(self, scrubber: Any):
         self.scrubber = scrubber
+
+    def for_remote(self) -> ScrubWorker:
+        return ScrubWorker(_without_state(self.scrubber))
 
     def __call__(self, texts: list[str]) -> bytes:
         return json.dumps([[text, dict(counts)] for text, counts in scrub_each(self.scrubber, texts)]).encode()
@@ -114,6 +119,9 @@ class EmbedWorker:
 
     def __init__(self, embedder: Any):
         self.embedder = embedder
+
+    def for_remote(self) -> EmbedWorker:
+        return EmbedWorker(_without_state(self.embedder))
 
     def __call__(self, texts: list[str]) -> bytes:
         return np.ascontiguousarray(self.embedder.embed(texts), dtype="<f4").tobytes()
@@ -204,7 +212,7 @@ class RayExecutor:
         items = [{"index": i, "texts": json.dumps(chunk)} for i, chunk in enumerate(chunks)]
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             _RayChunkMapper,
-            fn_constructor_args=(worker,),
+            fn_constructor_args=(worker.for_remote(),),
             batch_size=1,  # one chunk per call: the model sees the same batches as in a local run
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(size, len(items))),
             num_cpus=self.num_cpus,
@@ -263,7 +271,7 @@ def scrub_texts(
 ) -> tuple[list[str], Counter, dict[str, int]]:
     """Scrub ``texts`` (each distinct text once, cached ones not at all); return the scrubbed texts in order,
     the entity counts over all texts (duplicates counted as often as they occur) and the work done."""
-    worker = ScrubWorker(_without_state(scrubber))
+    worker = ScrubWorker(scrubber)
     results, stats = _run_stage(worker, texts, cache, make_executor(executor), "Scrubbing PII", verbose)
     decoded = {text: json.loads(value) for text, value in results.items()}
     scrubbed = [decoded[text][0] for text in texts]
@@ -280,7 +288,8 @@ def embed_texts(
     if len(texts) == 0:
         return np.asarray(embedder.embed([]), dtype=np.float32), {"texts": 0, "distinct": 0, "cached": 0, "computed": 0}
     # The stage's cache replaces the embedder's own, and its progress bar the embedder's.
-    worker = EmbedWorker(_without_state(embedder, cache_dir=None, verbose=False))
+    loaded = [name for name in vars(embedder) if name != "_cache"]  # keep a loaded model, not the embedder's cache
+    worker = EmbedWorker(_without_state(embedder, keep=loaded, cache_dir=None, verbose=False))
     results, stats = _run_stage(worker, texts, cache, make_executor(executor), "Embedding", verbose)
     vectors = np.stack([np.frombuffer(results[text], dtype="<f4") for text in texts]).astype(np.float32)
     return vectors, stats
