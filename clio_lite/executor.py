@@ -291,5 +291,8 @@ def embed_texts(
     loaded = [name for name in vars(embedder) if name != "_cache"]  # keep a loaded model, not the embedder's cache
     worker = EmbedWorker(_without_state(embedder, keep=loaded, cache_dir=None, verbose=False))
     results, stats = _run_stage(worker, texts, cache, make_executor(executor), "Embedding", verbose)
-    vectors = np.stack([np.frombuffer(results[text], dtype="<f4") for text in texts]).astype(np.float32)
+    dim = len(results[texts[0]]) // 4
+    vectors = np.empty((len(texts), dim), dtype=np.float32)  # filled in place: no list of rows beside it
+    for row, text in enumerate(texts):
+        vectors[row] = np.frombuffer(results[text], dtype="<f4")
     return vectors, stats
