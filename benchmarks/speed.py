@@ -186,6 +186,53 @@ def measure_umap_check(n: int) -> dict:
     return out
 
 
+def measure_bookkeeping(n: int) -> dict:
+    """clio_lite's own memory for n conversations: the scrub and embed stages with stand-in models (upper-casing,
+    random vectors of the real shape), so only the conversations, texts, stage results and embeddings count."""
+    from collections import Counter
+
+    import numpy as np
+
+    from clio_lite.checkpoint import ResultCache
+    from clio_lite.executor import embed_texts, scrub_texts
+    from clio_lite.scrub import ScrubResult
+
+    class StandInScrubber:
+        def scrub(self, texts):
+            return ScrubResult([text.upper() for text in texts], Counter())
+
+    class StandInEmbedder:
+        model_id = "stand-in"
+
+        def embed(self, texts):
+            return np.random.default_rng(len(texts)).random((len(texts), 384), dtype=np.float32)
+
+    _, texts = _texts(n)
+    loaded = _peak_mb()
+    with tempfile.TemporaryDirectory() as cache:
+        scrubbed, _, _ = scrub_texts(StandInScrubber(), texts, ResultCache(f"{cache}/r.sqlite", "scrub", "s"))
+        del texts
+        vectors, _ = embed_texts(StandInEmbedder(), scrubbed, ResultCache(f"{cache}/r.sqlite", "embed", "e"))
+    return {"peak_rss_mb_with_conversations_loaded": loaded, "embeddings_mb": round(vectors.nbytes / 2**20, 1)}
+
+
+def measure_umap_memory(n: int) -> dict:
+    """Peak memory added by one 5-D UMAP fit on n clustered 384-d unit vectors."""
+    import numpy as np
+
+    from clio_lite.reduce import UMAPReducer
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(60, 384))
+    X = (centres[rng.integers(0, 60, n)] + 0.6 * rng.normal(size=(n, 384))).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    UMAPReducer(n_components=5, random_state=0).fit_transform(X[:200])  # imports and compiled code first
+    before = _peak_mb()
+    clock = _Clock()
+    UMAPReducer(n_components=5, random_state=0).fit_transform(X)
+    return {**clock.read(), "peak_rss_mb_before_fit": before}
+
+
 def _child(kind: str, n: int) -> dict:
     """Run one measurement in a fresh interpreter; its result with its peak memory."""
     command = [sys.executable, __file__, "--measure", kind, "--n", str(n)]
@@ -202,7 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     parser.add_argument("--umap-check", type=int, default=None, metavar="N",
                         help="also compare UMAP fitted on all N conversations with one fitted on N/3")
-    parser.add_argument("--measure", choices=(*KINDS, "umap_check"), help=argparse.SUPPRESS)
+    parser.add_argument("--bookkeeping", type=int, default=None, metavar="N",
+                        help="also measure clio_lite's own memory for N conversations, with stand-in models")
+    parser.add_argument("--umap-memory", type=int, default=None, metavar="N",
+                        help="also measure the peak memory of one UMAP fit on N points")
+    parser.add_argument("--measure", choices=(*KINDS, "umap_check", "bookkeeping", "umap_memory"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -225,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     report["growth"] = _growth(report["sizes"])
     if args.umap_check:
         report["umap_sample_check"] = _child("umap_check", args.umap_check)
+    if args.bookkeeping:
+        report["bookkeeping_memory"] = {"n": args.bookkeeping, **_child("bookkeeping", args.bookkeeping)}
+    if args.umap_memory:
+        report["umap_memory"] = {"n": args.umap_memory, **_child("umap_memory", args.umap_memory)}
     report["machine"]["load_average_at_end"] = os.getloadavg()
     print(json.dumps(report, indent=2))
     return 0
