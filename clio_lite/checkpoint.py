@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from .sqlite_cache import SQLiteCache
+
 #: Libraries whose version changes what a stage computes; they are part of every fingerprint.
 _STAGE_PACKAGES = ("presidio-analyzer", "presidio-anonymizer", "spacy", "sentence-transformers", "torch", "umap-learn")
 
@@ -114,12 +116,15 @@ class ResultCache:
 
     def __init__(self, path: str | os.PathLike, stage: str, stage_fingerprint: str):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.stage = stage
         self.stage_fingerprint = stage_fingerprint
-        self._db = sqlite3.connect(self.path, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"CREATE TABLE IF NOT EXISTS {self._table} (key BLOB PRIMARY KEY, value BLOB NOT NULL)")
+        # A corrupt file is rebuilt and an unwritable one turns caching off, with a warning: a cache never stops a
+        # run (see sqlite_cache.py).
+        self._store = SQLiteCache(
+            self.path,
+            [f"CREATE TABLE IF NOT EXISTS {self._table} (key BLOB PRIMARY KEY, value BLOB NOT NULL)"],
+            what=f"{stage} cache",
+        )
 
     @property
     def _table(self) -> str:
@@ -134,28 +139,29 @@ class ResultCache:
         """The stored results of those ``texts`` that have one, by text."""
         by_key = {self.key(text): text for text in texts}
         keys = list(by_key)
-        found: dict[str, bytes] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            rows = self._db.execute(
-                f"SELECT key, value FROM {self._table} WHERE key IN ({','.join('?' * len(chunk))})", chunk
-            )
-            found.update((by_key[key], value) for key, value in rows)
-        return found
+
+        def query(db: sqlite3.Connection) -> dict[str, bytes]:
+            found: dict[str, bytes] = {}
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                rows = db.execute(
+                    f"SELECT key, value FROM {self._table} WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                )
+                found.update((by_key[key], value) for key, value in rows)
+            return found
+
+        return self._store.read(query, {})
 
     def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
         """Store ``(text, result)`` pairs in one transaction: all of them are kept, or none."""
-        with self._db:
-            self._db.executemany(
-                f"INSERT OR REPLACE INTO {self._table} VALUES (?, ?)",
-                [(self.key(text), value) for text, value in items],
-            )
+        rows = [(self.key(text), value) for text, value in items]
+        self._store.write(lambda db: db.executemany(f"INSERT OR REPLACE INTO {self._table} VALUES (?, ?)", rows))
 
     def __len__(self) -> int:
-        return self._db.execute(f"SELECT COUNT(*) FROM {self._table}").fetchone()[0]
+        return self._store.read(lambda db: db.execute(f"SELECT COUNT(*) FROM {self._table}").fetchone()[0], 0)
 
     def close(self) -> None:
-        self._db.close()
+        self._store.close()
 
 
 def atomic_write_bytes(path: str | os.PathLike, write: Any) -> Path:

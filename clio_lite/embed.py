@@ -81,7 +81,7 @@ def _load_sentence_transformer(name: str, device: str | None):
 
 
 class EmbeddingCache:
-    """A SQLite table of float32 vectors keyed by sha256(model id and weights, text). No pickle: raw little-endian bytes.
+    """A SQLite table of float32 vectors keyed by sha256(model id and weights, text). No pickle: raw bytes.
 
     A corrupt cache file is rebuilt, and one that cannot be written (a full disk, a read-only or forbidden folder)
     turns caching off for the run; both with a warning naming the file (see :mod:`clio_lite.sqlite_cache`).

@@ -107,3 +107,14 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):
         atomic_write_bytes(target, half_then_fail)
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_a_corrupt_results_file_is_rebuilt_and_the_run_goes_on(tmp_path, caplog):
+    path = tmp_path / "results.sqlite"
+    ResultCache(path, "scrub", "x").put_many([("hello", b"1")])
+    path.write_bytes(b"this is not a database" * 10)
+    cache = ResultCache(path, "scrub", "x")
+    assert cache.get_many(["hello"]) == {}
+    cache.put_many([("hello", b"2")])
+    assert cache.get_many(["hello"]) == {"hello": b"2"}
+    assert "corrupt" in caplog.text
