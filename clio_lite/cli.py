@@ -60,6 +60,13 @@ def _add_fit_options(parser: argparse.ArgumentParser, default_out: str | None) -
         help="sentence-transformers model name or directory (default all-MiniLM-L6-v2)",
     )
     parser.add_argument("--spacy-model", default=None, help="an installed spaCy model for PII scrubbing")
+    parser.add_argument(
+        "--ray",
+        default=None,
+        metavar="ADDRESS",
+        help="run scrubbing and embedding on the Ray cluster at ADDRESS ('auto', 'ray://head:10001', 'local' "
+        "for a new local cluster); needs the ray extra",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
         "--allow-failed-audit", action="store_true", help="write the release even if its audit fails (not advised)"
@@ -98,6 +105,7 @@ def _fit_and_save(input_path: str | Path, args: argparse.Namespace) -> int:
         else SentenceTransformerEmbedder(model=args.embedding_model, cache_dir=cache_dir, verbose=not args.quiet),
         cache_dir=False if args.no_cache else None,
         verbose=not args.quiet,
+        executor=_executor(args.ray),
     )
     try:
         conversations = load_conversations(input_path)
@@ -140,6 +148,14 @@ def _unwritable(path: str, what: str) -> str | None:
     except OSError as error:
         return f"cannot write the {what} {path}: {error.strerror or error} ({folder})"
     return None
+
+
+def _executor(address: str | None):
+    if address is None:
+        return None
+    from .executor import RayExecutor
+
+    return RayExecutor(address=None if address == "local" else address)
 
 
 def _print_counts(counts: dict[str, int]) -> None:

@@ -81,7 +81,7 @@ def _load_sentence_transformer(name: str, device: str | None):
 
 
 class EmbeddingCache:
-    """A SQLite table of float32 vectors keyed by sha256(model_id, text). No pickle: raw little-endian bytes.
+    """A SQLite table of float32 vectors keyed by sha256(model id and weights, text). No pickle: raw bytes.
 
     A corrupt cache file is rebuilt, and one that cannot be written (a full disk, a read-only or forbidden folder)
     turns caching off for the run; both with a warning naming the file (see :mod:`clio_lite.sqlite_cache`).
@@ -194,7 +194,9 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return an ``(len(texts), dim)`` float32 array of L2-normalised embeddings."""
         texts = list(texts)
-        keys = [EmbeddingCache.key(self.model_id, text) for text in texts]
+        # Keyed by the weights too: a changed model under the same name never returns stale vectors.
+        cache_id = f"{self.model_id}\x00{self.fingerprint}" if self._cache is not None else self.model_id
+        keys = [EmbeddingCache.key(cache_id, text) for text in texts]
         cached = self._cache.get_many(keys) if self._cache is not None else {}
         # Identical texts are embedded once.
         missing = list(dict.fromkeys(text for text, key in zip(texts, keys, strict=True) if key not in cached))
@@ -206,7 +208,7 @@ class SentenceTransformerEmbedder:
                 convert_to_numpy=True,
                 show_progress_bar=self.verbose,
             ).astype(np.float32)
-            computed = {EmbeddingCache.key(self.model_id, t): v for t, v in zip(missing, vectors, strict=True)}
+            computed = {EmbeddingCache.key(cache_id, t): v for t, v in zip(missing, vectors, strict=True)}
             if self._cache is not None:
                 self._cache.put_many(list(computed.items()))
             cached.update(computed)

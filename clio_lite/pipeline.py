@@ -27,8 +27,10 @@ from tqdm.auto import tqdm
 
 from .accounting import check_counts_by_stage, check_stage_rows, counts_by_stage
 from .audit import audit
+from .checkpoint import ArrayCheckpoints, ResultCache, fingerprint, hash_array
 from .cluster import HDBSCANClusterer, Hierarchy
 from .embed import SentenceTransformerEmbedder
+from .executor import embed_texts, make_executor, scrub_texts
 from .io import load_conversations
 from .name import KeywordNamer, NodeToName
 from .privacy import gate
@@ -74,8 +76,18 @@ class Clio(BaseEstimator):
         The stages; ``None`` picks the defaults (Presidio, all-MiniLM-L6-v2, UMAP to 5-D, UMAP to 2-D, HDBSCAN,
         the keyword namer). Any object with the same method works (see each module's protocol).
     cache_dir : str, Path, False or None
-        Where embeddings are cached between runs; ``None`` means ``~/.cache/clio_lite``, ``False`` no cache. The
-        cache holds embeddings of scrubbed text: keep it where the conversations themselves may live.
+        Where stage results are kept between runs (scrubbed texts, embeddings, UMAP outputs), so that a rerun or
+        a run restarted after a kill recomputes nothing already done; ``None`` means ``~/.cache/clio_lite``,
+        ``False`` no cache. The cache holds scrubbed conversation text: keep it where the conversations themselves
+        may live (see ``docs/scaling.md``).
+    executor : "local", "ray", an executor object or None
+        Where the scrub and embed stages run: in this process (``None``, ``"local"``) or as Ray Data jobs on a Ray
+        cluster (``"ray"``: the cluster in ``RAY_ADDRESS``, or a local one; or a
+        :class:`clio_lite.executor.RayExecutor` with an address). Clustering always runs here. Does not change
+        the release.
+    umap_fit_limit : int or None
+        Above this many conversations, each UMAP is fitted on a seeded sample of this size and the rest is placed
+        with ``transform`` (a reducer without ``transform`` is fitted on everything); ``None`` always fits on all.
     random_state : int, numpy Generator/RandomState or None
         Seeds every stochastic stage; an int makes the release byte-for-byte reproducible.
     verbose : bool
@@ -138,6 +150,8 @@ class Clio(BaseEstimator):
         delta: float = 1e-5,
         max_conversations_per_user: int = 1,
         max_terms_per_user: int = 3,
+        executor: Any = None,
+        umap_fit_limit: int | None = 50_000,
     ):
         self.min_users = min_users
         self.min_conversations = min_conversations
@@ -159,6 +173,8 @@ class Clio(BaseEstimator):
         self.delta = delta
         self.max_conversations_per_user = max_conversations_per_user
         self.max_terms_per_user = max_terms_per_user
+        self.executor = executor
+        self.umap_fit_limit = umap_fit_limit
 
     # -- the flow ---------------------------------------------------------------------------------------------
 
@@ -170,6 +186,7 @@ class Clio(BaseEstimator):
         """
         self._check_params()
         self.timings_: dict[str, float] = {}
+        self.work_: dict[str, dict] = {"reduce": {}}
         with self._stage("load"):
             convs = conversations if isinstance(conversations, Conversations) else load_conversations(conversations)
         if len(convs) == 0:
@@ -190,14 +207,9 @@ class Clio(BaseEstimator):
         del texts  # from here on, only scrubbed text exists
         with self._stage("embed"):
             embedder = self.embedder if self.embedder is not None else self._default_embedder()
-            embeddings = embedder.embed(scrubbed)
-        with self._stage("reduce"), tqdm(total=2, desc="Reducing (UMAP)", disable=not self.verbose) as bar:
-            reducer = _seeded(_or_default(self.reducer, UMAPReducer, n_components=5), seeds[0])
-            reduced = reducer.fit_transform(embeddings)
-            bar.update()
-            map_reducer = _seeded(_or_default(self.map_reducer, UMAPReducer, n_components=2), seeds[1])
-            positions = map_reducer.fit_transform(embeddings)
-            bar.update()
+            embeddings = self._embed(embedder, scrubbed)
+        with self._stage("reduce"):
+            reduced, positions = self._reduce(embeddings, seeds)
         with self._stage("cluster"):
             clusterer = _or_default(
                 self.clusterer,
@@ -384,22 +396,60 @@ class Clio(BaseEstimator):
         convs = conversations if isinstance(conversations, Conversations) else load_conversations(conversations)
         if len(convs) == 0:
             return np.zeros((0, self.embeddings_.shape[1]))
-        scrubbed, _ = self._scrub(self.scrubber_, [conversation.user_text() for conversation in convs])
-        return np.asarray(self.embedder_.embed(scrubbed), dtype=np.float64)
+        # The same path as fit (caches, chunks, executor), without touching fit's work_ counters.
+        texts = [conversation.user_text() for conversation in convs]
+        scrubbed, _, _ = scrub_texts(
+            self.scrubber_, texts, self._result_cache("scrub", self.scrubber_), self.executor, verbose=self.verbose
+        )
+        embeddings, _ = embed_texts(
+            self.embedder_, scrubbed, self._result_cache("embed", self.embedder_), self.executor, verbose=self.verbose
+        )
+        return np.asarray(embeddings, dtype=np.float64)
 
     # -- stages -----------------------------------------------------------------------------------------------
 
     def _scrub(self, scrubber: Any, texts: list[str]) -> tuple[list[str], Counter]:
-        scrubbed: list[str] = []
-        entity_counts: Counter = Counter()
-        chunk = 256
-        with tqdm(total=len(texts), desc="Scrubbing PII", unit="conv", disable=not self.verbose) as bar:
-            for start in range(0, len(texts), chunk):
-                result = scrubber.scrub(texts[start : start + chunk])
-                scrubbed.extend(result.texts)
-                entity_counts.update(result.entity_counts)
-                bar.update(len(result.texts))
+        # Distinct texts once, cached ones never again, in chunks committed as they finish (see executor.py).
+        cache = self._result_cache("scrub", scrubber)
+        scrubbed, entity_counts, self.work_["scrub"] = scrub_texts(
+            scrubber, texts, cache, self.executor, verbose=self.verbose
+        )
         return scrubbed, entity_counts
+
+    def _embed(self, embedder: Any, scrubbed: list[str]) -> np.ndarray:
+        cache = self._result_cache("embed", embedder)
+        embeddings, self.work_["embed"] = embed_texts(embedder, scrubbed, cache, self.executor, verbose=self.verbose)
+        return embeddings
+
+    def _reduce(self, embeddings: np.ndarray, seeds: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
+        """The clustering space and the map, each checkpointed under (embeddings, reducer config, fit limit)."""
+        root = self._cache_root()
+        store = ArrayCheckpoints(root / "checkpoints") if root is not None else None
+        input_hash = hash_array(embeddings) if store is not None else ""
+        stages = (
+            ("reduced", _seeded(_or_default(self.reducer, UMAPReducer, n_components=5), seeds[0]), seeds[0]),
+            ("positions", _seeded(_or_default(self.map_reducer, UMAPReducer, n_components=2), seeds[1]), seeds[1]),
+        )
+        outputs = []
+        for name, reducer, seed in tqdm(stages, desc="Reducing (UMAP)", disable=not self.verbose):
+            key = store.key(input_hash, fingerprint(reducer, fit_limit=self.umap_fit_limit)) if store else ""
+            output = store.load("reduce", key, name) if store is not None else None
+            self.work_["reduce"][name] = "checkpoint" if output is not None else "computed"
+            if output is None:
+                output = fit_transform_sampled(reducer, embeddings, self.umap_fit_limit, seed)
+                if store is not None:
+                    store.save("reduce", key, name, output)
+            outputs.append(np.asarray(output))
+        return outputs[0], outputs[1]
+
+    def _cache_root(self) -> Path | None:
+        if self.cache_dir is False:
+            return None
+        return default_cache_dir() if self.cache_dir is None or self.cache_dir is True else Path(self.cache_dir)
+
+    def _result_cache(self, stage: str, stage_object: Any) -> ResultCache | None:
+        root = self._cache_root()
+        return None if root is None else ResultCache(root / "results.sqlite", stage, fingerprint(stage_object))
 
     def _default_embedder(self) -> SentenceTransformerEmbedder:
         if self.cache_dir is False:
@@ -531,6 +581,7 @@ class Clio(BaseEstimator):
         params = self.get_params(deep=False)
         params.pop("verbose")
         params.pop("cache_dir")  # where the cache lives does not change the release
+        params.pop("executor")  # nor where the model stages run
         return {key: describe(value) for key, value in sorted(params.items())}
 
     def _check_params(self) -> None:
@@ -553,6 +604,7 @@ class Clio(BaseEstimator):
             for name in ("max_conversations_per_user", "max_terms_per_user"):
                 if not isinstance(getattr(self, name), int | np.integer) or getattr(self, name) < 1:
                     raise ValueError(f"Clio({name}={getattr(self, name)!r}): expected a positive integer.")
+        make_executor(self.executor)  # an unknown executor fails here, before any work
         if self.min_cluster_size is not None and self.min_cluster_size < 2:
             raise ValueError(f"Clio(min_cluster_size={self.min_cluster_size!r}): expected an integer >= 2 or None.")
 
@@ -597,6 +649,33 @@ def _seeded(stage: Any, seed: int | None) -> Any:
     stage = copy.copy(stage)
     stage.random_state = seed
     return stage
+
+
+def fit_transform_sampled(reducer: Any, X: np.ndarray, limit: int | None, seed: int | None) -> np.ndarray:
+    """``reducer.fit_transform(X)``, but above ``limit`` rows fitted on a seeded sample and applied to the rest.
+
+    UMAP's fit grows faster than linearly in time and memory; its ``transform`` places new points in a fitted
+    embedding at a fraction of the cost. A reducer with neither ``transform`` nor a fitted ``model_`` that has one
+    is fitted on everything.
+    """
+    n = len(X)
+    if limit is None or n <= limit:
+        return reducer.fit_transform(X)
+    rng = np.random.default_rng(seed if seed is not None else 0)
+    sample = np.zeros(n, dtype=bool)
+    sample[rng.choice(n, size=limit, replace=False)] = True
+    fitted = np.asarray(reducer.fit_transform(X[sample]))
+    transform = getattr(reducer, "transform", None) or getattr(getattr(reducer, "model_", None), "transform", None)
+    if transform is None:
+        logger.info("%s has no transform: fitting it on all %d rows", type(reducer).__name__, n)
+        return reducer.fit_transform(X)
+    out = np.empty((n, fitted.shape[1]), dtype=fitted.dtype)
+    out[sample] = fitted
+    rest = np.flatnonzero(~sample)
+    for start in range(0, len(rest), limit):  # bounded memory for UMAP's transform graph
+        part = rest[start : start + limit]
+        out[part] = np.asarray(transform(np.asarray(X[part], dtype=np.float32)), dtype=fitted.dtype)
+    return out
 
 
 def _package_versions(packages: Sequence[str] = _VERSIONED_PACKAGES) -> dict[str, str]:

@@ -222,3 +222,27 @@ def test_stage_objects_are_recorded_in_the_config_by_class_and_parameters():
     assert config["reducer"]["params"]["n_components"] == 5
     assert config["random_state"] == 4
     assert Clio(namer=KeywordNamer(ngram_range=(1, 3)))._config() != Clio(namer=KeywordNamer())._config()
+
+
+def test_above_the_fit_limit_the_reducer_is_fitted_on_a_sample_and_places_the_rest():
+    from sklearn.decomposition import PCA
+
+    from clio_lite.pipeline import fit_transform_sampled
+
+    X = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
+    out = fit_transform_sampled(PCA(n_components=2), X, limit=100, seed=3)
+    assert out.shape == (300, 2)
+    assert np.array_equal(out, fit_transform_sampled(PCA(n_components=2), X, limit=100, seed=3))
+    sample = np.zeros(300, dtype=bool)
+    sample[np.random.default_rng(3).choice(300, size=100, replace=False)] = True
+    fitted_on_sample = PCA(n_components=2).fit(X[sample])
+    np.testing.assert_allclose(out, fitted_on_sample.transform(X), atol=1e-5)
+    assert not np.allclose(out, PCA(n_components=2).fit_transform(X), atol=1e-3)
+    assert np.array_equal(fit_transform_sampled(PCA(n_components=2), X, limit=None, seed=3),
+                          PCA(n_components=2).fit_transform(X))
+
+    class NoTransform:
+        def fit_transform(self, X):
+            return X[:, :2] * 2
+
+    assert np.array_equal(fit_transform_sampled(NoTransform(), X, limit=100, seed=3), X[:, :2] * 2)

@@ -1,0 +1,324 @@
+"""Speed benchmark: clio_lite per stage and end to end, beside the raw libraries and a user's own Presidio + BERTopic.
+
+In one run, on the same generated corpus (``fixtures.generate.generate_conversations(n, seed=0)``) at each size, it
+times, each in a fresh child process (so that its peak memory is its own ``ru_maxrss``):
+
+- ``clio``: ``Clio(random_state=0).fit(records)`` end to end with an empty cache, per stage (``timings_``);
+- ``raw_scrub``: Presidio alone, ``BatchAnalyzerEngine.analyze_iterator`` + ``AnonymizerEngine`` over every text,
+  with the same NLP engine, recognizers, entities and threshold as clio_lite's scrubber;
+- ``raw_embed``: a bare ``SentenceTransformer.encode`` of the same texts (batch 64, normalised), same model;
+- ``baseline``: what a user would write without clio_lite: a plain loop of ``AnalyzerEngine.analyze`` +
+  ``anonymize`` per text, then ``BERTopic(embedding_model=<same model>).fit_transform`` (needs the ``bench`` extra).
+
+Every child also loads its models: that is part of what a user waits for. Times are wall-clock seconds on whatever
+machine runs it; compare ratios from the same run. Optionally (``--umap-check N``) it also measures what fitting UMAP
+on a sample costs in quality: the same corpus with ``umap_fit_limit=None`` and with a limit of N/3, adjusted Rand
+index of the leaf labels against the gold subtopics.
+
+    nice -n 5 python benchmarks/speed.py --sizes 1000 10000 > speed.json
+
+Prints one JSON document to stdout; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
+
+KINDS = ("clio", "raw_scrub", "raw_embed", "baseline")
+log = logging.getLogger("speed")
+
+
+def _texts(n: int) -> tuple[list[dict], list[str]]:
+    from clio_lite import load_conversations
+    from fixtures.generate import generate_conversations
+
+    records = generate_conversations(n, seed=0)
+    convs = load_conversations(records)
+    return records, [c.user_text() for c in sorted(convs, key=lambda c: c.id)]
+
+
+def _peak_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process, all threads: less sensitive than wall time to other work on a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _Clock:
+    """Wall and CPU seconds since it was made."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), _cpu_seconds()
+
+    def read(self) -> dict:
+        wall, cpu = time.perf_counter() - self.wall, _cpu_seconds() - self.cpu
+        return {"seconds": round(wall, 2), "cpu_seconds": round(cpu, 2)}
+
+
+def measure_clio(n: int) -> dict:
+    from contextlib import contextmanager
+
+    from clio_lite import Clio
+
+    class TimedClio(Clio):
+        """Clio, also recording each stage's CPU seconds."""
+
+        @contextmanager
+        def _stage(self, name):
+            start = _cpu_seconds()
+            with super()._stage(name):
+                yield
+            self.cpu_timings_[name] = round(_cpu_seconds() - start, 2)
+
+    records, _ = _texts(n)
+    with tempfile.TemporaryDirectory() as cache:
+        clock = _Clock()
+        clio = TimedClio(random_state=0, verbose=False, cache_dir=cache)
+        clio.cpu_timings_ = {}
+        clio.fit(records)
+        total = clock.read()
+    return {**total, "stages": clio.timings_, "cpu_stages": clio.cpu_timings_, "work": clio.work_,
+            "released_clusters": len(clio.release_.tree.nodes), "counts": clio.release_.counts}
+
+
+def _presidio_engines():
+    from clio_lite.scrub import PresidioScrubber
+
+    scrubber = PresidioScrubber()
+    batch, anonymizer = scrubber._engines  # the same NLP engine and recognizers as clio_lite's scrubber
+    return scrubber, batch, anonymizer
+
+
+def measure_raw_scrub(n: int) -> dict:
+    from presidio_anonymizer.entities import OperatorConfig
+
+    _, texts = _texts(n)
+    clock = _Clock()
+    scrubber, batch, anonymizer = _presidio_engines()
+    operators = {e: OperatorConfig("replace", {"new_value": f"<{e}>"}) for e in scrubber.entities}
+    results = batch.analyze_iterator(texts, language="en", batch_size=scrubber.batch_size,
+                                     entities=list(scrubber.entities), score_threshold=scrubber.score_threshold)
+    scrubbed = [anonymizer.anonymize(text=t, analyzer_results=r, operators=operators).text
+                for t, r in zip(texts, results, strict=True)]
+    return {**clock.read(), "texts": len(scrubbed)}
+
+
+def measure_raw_embed(n: int) -> dict:
+    from sentence_transformers import SentenceTransformer
+
+    from clio_lite.embed import resolve_model
+
+    _, texts = _texts(n)
+    clock = _Clock()
+    model = SentenceTransformer(resolve_model("all-MiniLM-L6-v2"))
+    vectors = model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+    return {**clock.read(), "shape": list(vectors.shape)}
+
+
+def measure_baseline(n: int) -> dict:
+    from bertopic import BERTopic
+    from presidio_anonymizer.entities import OperatorConfig
+    from sentence_transformers import SentenceTransformer
+
+    from clio_lite.embed import resolve_model
+
+    _, texts = _texts(n)
+    clock = _Clock()
+    scrubber, batch, anonymizer = _presidio_engines()
+    analyzer = batch.analyzer_engine
+    operators = {e: OperatorConfig("replace", {"new_value": f"<{e}>"}) for e in scrubber.entities}
+    scrubbed = []
+    for text in texts:  # the plain loop a user writes
+        found = analyzer.analyze(text=text, language="en", entities=list(scrubber.entities),
+                                 score_threshold=scrubber.score_threshold)
+        scrubbed.append(anonymizer.anonymize(text=text, analyzer_results=found, operators=operators).text)
+    scrub = clock.read()
+    model = SentenceTransformer(resolve_model("all-MiniLM-L6-v2"))
+    topics, _ = BERTopic(embedding_model=model).fit_transform(scrubbed)
+    total = clock.read()
+    return {**total, "stages": {"scrub": scrub["seconds"], "bertopic": round(total["seconds"] - scrub["seconds"], 2)},
+            "cpu_stages": {"scrub": scrub["cpu_seconds"],
+                           "bertopic": round(total["cpu_seconds"] - scrub["cpu_seconds"], 2)},
+            "topics": len(set(topics))}
+
+
+def measure_umap_check(n: int) -> dict:
+    from sklearn.metrics import adjusted_rand_score
+
+    from clio_lite import Clio
+
+    records, _ = _texts(n)
+    gold = {r["id"]: r["labels"]["subtopic"] for r in records}
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        for name, limit in (("full", None), ("sampled", n // 3)):
+            clio = Clio(random_state=0, verbose=False, cache_dir=cache, umap_fit_limit=limit,
+                        min_users=5, min_conversations=10).fit(records)
+            ids = [c.id for c in clio.conversations_]
+            clustered = [i for i, label in enumerate(clio.labels_) if not label.startswith("<")]
+            out[name] = {
+                "umap_fit_limit": limit,
+                "reduce_seconds": clio.timings_["reduce"],
+                "ari_leaf_vs_subtopic": round(adjusted_rand_score(
+                    [gold[ids[i]] for i in clustered], [clio.labels_[i] for i in clustered]), 4),
+                "clustered_share": round(len(clustered) / len(ids), 4),
+            }
+    return out
+
+
+def measure_bookkeeping(n: int) -> dict:
+    """clio_lite's own memory for n conversations: the scrub and embed stages with stand-in models (upper-casing,
+    random vectors of the real shape), so only the conversations, texts, stage results and embeddings count."""
+    from collections import Counter
+
+    import numpy as np
+
+    from clio_lite.checkpoint import ResultCache
+    from clio_lite.executor import embed_texts, scrub_texts
+    from clio_lite.scrub import ScrubResult
+
+    class StandInScrubber:
+        def scrub(self, texts):
+            return ScrubResult([text.upper() for text in texts], Counter())
+
+    class StandInEmbedder:
+        model_id = "stand-in"
+
+        def embed(self, texts):
+            return np.random.default_rng(len(texts)).random((len(texts), 384), dtype=np.float32)
+
+    _, texts = _texts(n)
+    loaded = _peak_mb()
+    with tempfile.TemporaryDirectory() as cache:
+        scrubbed, _, _ = scrub_texts(StandInScrubber(), texts, ResultCache(f"{cache}/r.sqlite", "scrub", "s"))
+        del texts
+        vectors, _ = embed_texts(StandInEmbedder(), scrubbed, ResultCache(f"{cache}/r.sqlite", "embed", "e"))
+    return {"peak_rss_mb_with_conversations_loaded": loaded, "embeddings_mb": round(vectors.nbytes / 2**20, 1)}
+
+
+def measure_umap_memory(n: int) -> dict:
+    """Peak memory added by one 5-D UMAP fit on n clustered 384-d unit vectors."""
+    import numpy as np
+
+    from clio_lite.reduce import UMAPReducer
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(60, 384))
+    X = (centres[rng.integers(0, 60, n)] + 0.6 * rng.normal(size=(n, 384))).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    UMAPReducer(n_components=5, random_state=0).fit_transform(X[:200])  # imports and compiled code first
+    before = _peak_mb()
+    clock = _Clock()
+    UMAPReducer(n_components=5, random_state=0).fit_transform(X)
+    return {**clock.read(), "peak_rss_mb_before_fit": before}
+
+
+def _child(kind: str, n: int) -> dict:
+    """Run one measurement in a fresh interpreter; its result with its peak memory."""
+    command = [sys.executable, __file__, "--measure", kind, "--n", str(n)]
+    log.info("measuring %s on %d conversations", kind, n)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
+    parser.add_argument("--umap-check", type=int, default=None, metavar="N",
+                        help="also compare UMAP fitted on all N conversations with one fitted on N/3")
+    parser.add_argument("--bookkeeping", type=int, default=None, metavar="N",
+                        help="also measure clio_lite's own memory for N conversations, with stand-in models")
+    parser.add_argument("--umap-memory", type=int, default=None, metavar="N",
+                        help="also measure the peak memory of one UMAP fit on N points")
+    parser.add_argument("--measure", choices=(*KINDS, "umap_check", "bookkeeping", "umap_memory"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    if args.measure:
+        result = globals()[f"measure_{args.measure}"](args.n)
+        result["peak_rss_mb"] = _peak_mb()
+        print(json.dumps(result))
+        return 0
+
+    report: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                "load_average_at_start": os.getloadavg()},
+                    "corpus": "fixtures.generate.generate_conversations(n, seed=0)", "sizes": {}}
+    for n in sorted(args.sizes):  # smallest first
+        runs = {kind: _child(kind, n) for kind in args.kinds}
+        for result in runs.values():
+            if "seconds" in result:
+                result["conversations_per_second"] = round(n / result["seconds"], 1)
+        report["sizes"][str(n)] = {"runs": runs, "ratios": _ratios(runs)}
+        print(json.dumps(report["sizes"][str(n)]), file=sys.stderr)
+    report["growth"] = _growth(report["sizes"])
+    if args.umap_check:
+        report["umap_sample_check"] = _child("umap_check", args.umap_check)
+    if args.bookkeeping:
+        report["bookkeeping_memory"] = {"n": args.bookkeeping, **_child("bookkeeping", args.bookkeeping)}
+    if args.umap_memory:
+        report["umap_memory"] = {"n": args.umap_memory, **_child("umap_memory", args.umap_memory)}
+    report["machine"]["load_average_at_end"] = os.getloadavg()
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _ratios(runs: dict) -> dict:
+    """clio_lite's stage throughput over the raw library's, and the baseline's time over clio_lite's; by wall
+    time and by CPU time (the fairer of the two when other work shares the machine)."""
+    clio = runs.get("clio", {})
+    ratios: dict = {}
+    for clock, stage_key, total_key in (("wall", "stages", "seconds"), ("cpu", "cpu_stages", "cpu_seconds")):
+        stages = clio.get(stage_key, {})
+        if total_key in runs.get("raw_scrub", {}) and stages.get("scrub"):
+            raw = runs["raw_scrub"][total_key]
+            ratios[f"scrub_throughput_vs_raw_presidio_{clock}"] = round(raw / stages["scrub"], 3)
+        if total_key in runs.get("raw_embed", {}) and stages.get("embed"):
+            ratios[f"embed_throughput_vs_raw_encode_{clock}"] = round(runs["raw_embed"][total_key] / stages["embed"], 3)
+        if total_key in runs.get("baseline", {}) and total_key in clio:
+            ratios[f"end_to_end_speedup_vs_presidio_loop_bertopic_{clock}"] = round(
+                runs["baseline"][total_key] / clio[total_key], 3)
+    if "peak_rss_mb" in runs.get("baseline", {}) and "peak_rss_mb" in clio:
+        ratios["peak_memory_vs_baseline"] = round(clio["peak_rss_mb"] / runs["baseline"]["peak_rss_mb"], 3)
+    return ratios
+
+
+def _growth(sizes: dict) -> dict:
+    """Seconds per 1,000 conversations and peak memory at each size, for each kind."""
+    growth: dict = {}
+    for n, entry in sizes.items():
+        for kind, result in entry["runs"].items():
+            if "seconds" in result:
+                growth.setdefault(kind, {})[n] = {
+                    "seconds_per_1000": round(result["seconds"] / int(n) * 1000, 2),
+                    "cpu_seconds_per_1000": round(result.get("cpu_seconds", 0) / int(n) * 1000, 2),
+                    "peak_rss_mb": result["peak_rss_mb"],
+                }
+    return growth
+
+
+if __name__ == "__main__":
+    sys.exit(main())

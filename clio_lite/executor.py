@@ -1,0 +1,298 @@
+"""Running the per-conversation model stages (scrub, embed): de-duplicated, cached, chunked, locally or on Ray.
+
+Each stage goes the same way:
+
+1. identical texts are collapsed (each distinct text is computed once and the result fanned out);
+2. texts whose result is in the stage's :class:`~clio_lite.checkpoint.ResultCache` are taken from it;
+3. the rest is sorted by length and cut into chunks of :data:`CHUNK_SIZE` texts, and each chunk goes to a worker:
+   in this process (:class:`LocalExecutor`) or to an actor pool on a Ray cluster (:class:`RayExecutor`, as a Ray Data
+   ``map_batches`` job whose workers load their model once);
+4. each finished chunk is committed to the cache at once, in order, so a run killed mid-stage keeps what it did.
+
+Because the chunks are cut the same way everywhere (and a resumed run's remaining chunks are exactly the ones the
+killed run had not finished), a model sees the same batches whether it runs here, on Ray, or after a restart: the
+results, and so the release, are byte-identical. (A sentence-transformers model's float results depend on which
+texts share its batch, in the last bits.)
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .checkpoint import ResultCache
+
+logger = logging.getLogger(__name__)
+
+#: Texts per chunk: the unit of work sent to a worker and committed to the cache.
+CHUNK_SIZE = 256
+
+# Environment that keeps workers offline, passed to Ray workers as it is set in the driver.
+_WORKER_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "NUMBA_CACHE_DIR")
+
+
+# -- workers: what runs on one chunk, here or in a Ray actor --------------------------------------------------------
+
+
+def placeholder_counts(original: str, scrubbed: str, entities: Sequence[str]) -> Counter:
+    """Entities replaced in one text, counted by the ``<ENTITY>`` placeholders that scrubbing added."""
+    counts: Counter = Counter()
+    for entity in entities:
+        added = scrubbed.count(f"<{entity}>") - original.count(f"<{entity}>")
+        if added > 0:
+            counts[entity] = added
+    return counts
+
+
+def scrub_each(scrubber: Any, texts: list[str]) -> list[tuple[str, Counter]]:
+    """Scrub ``texts`` in one batch and return each text's scrubbed form with its own entity counts.
+
+    A scrubber reports counts per batch; per-text counts (needed to fan one result out to identical texts and to
+    cache it) are read from its ``per_text_counts`` if it has them, else from the placeholders each text gained,
+    checked against the batch's totals. Should they not add up (a scrubber whose replacements are not
+    ``<ENTITY>``), the texts are scrubbed one by one instead.
+    """
+    result = scrubber.scrub(texts)
+    per_text = getattr(result, "per_text_counts", None)
+    if per_text is not None:
+        return [(text, Counter(counts)) for text, counts in zip(result.texts, per_text, strict=True)]
+    entities = sorted(result.entity_counts)
+    counts = [placeholder_counts(o, s, entities) for o, s in zip(texts, result.texts, strict=True)]
+    if sum(counts, Counter()) == Counter(result.entity_counts):
+        return list(zip(result.texts, counts, strict=True))
+    logger.debug("scrubber's placeholders do not match its counts; scrubbing this chunk text by text")
+    singles = [scrubber.scrub([text]) for text in texts]
+    return [(single.texts[0], Counter(single.entity_counts)) for single in singles]
+
+
+def _without_state(stage: Any, keep: Sequence[str] = (), **params: Any) -> Any:
+    """A shallow copy of ``stage`` without its cached properties (loaded models, open caches) except ``keep``,
+    with ``params`` set.
+
+    Sent to a Ray worker it is small to serialise and loads its model there, once; in this process it keeps the
+    models already loaded (``keep``) and drops only what ``params`` replaces.
+    """
+    stage = copy.copy(stage)
+    for name in list(vars(stage)):
+        if name not in keep and isinstance(getattr(type(stage), name, None), functools.cached_property):
+            del stage.__dict__[name]
+    for name, value in params.items():
+        if hasattr(stage, name):
+            setattr(stage, name, value)
+    return stage
+
+
+class ScrubWorker:
+    """Scrubs one chunk; its result is JSON: ``[[scrubbed text, {entity: count}], ...]``."""
+
+    stage = "scrub"
+
+    def __init__(self, scrubber: Any):
+        self.scrubber = scrubber
+
+    def for_remote(self) -> ScrubWorker:
+        return ScrubWorker(_without_state(self.scrubber))
+
+    def __call__(self, texts: list[str]) -> bytes:
+        return json.dumps([[text, dict(counts)] for text, counts in scrub_each(self.scrubber, texts)]).encode()
+
+    @staticmethod
+    def split(payload: bytes) -> list[bytes]:
+        """One cache value per text."""
+        return [json.dumps(item).encode() for item in json.loads(payload)]
+
+
+class EmbedWorker:
+    """Embeds one chunk; its result is the float32 rows' little-endian bytes."""
+
+    stage = "embed"
+
+    def __init__(self, embedder: Any):
+        self.embedder = embedder
+
+    def for_remote(self) -> EmbedWorker:
+        return EmbedWorker(_without_state(self.embedder))
+
+    def __call__(self, texts: list[str]) -> bytes:
+        return np.ascontiguousarray(self.embedder.embed(texts), dtype="<f4").tobytes()
+
+    @staticmethod
+    def split(payload: bytes, n: int) -> list[bytes]:
+        rows = np.frombuffer(payload, dtype="<f4").reshape(n, -1)
+        return [row.tobytes() for row in rows]
+
+
+# -- executors -------------------------------------------------------------------------------------------------------
+
+
+class LocalExecutor:
+    """Runs every chunk in this process, one after the other, with one worker (one model load)."""
+
+    def map_chunks(self, worker: Callable[[list[str]], bytes], chunks: Sequence[list[str]]) -> Iterator[bytes]:
+        for chunk in chunks:
+            yield worker(chunk)
+
+
+class _RayChunkMapper:
+    """The callable class Ray Data runs in each actor: builds the worker (and so loads the model) once."""
+
+    def __init__(self, worker: Callable[[list[str]], bytes]):
+        self.worker = worker
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        results = [self.worker(json.loads(payload)) for payload in batch["texts"]]
+        return {"index": list(batch["index"]), "result": results}
+
+
+class RayExecutor:
+    """Runs the chunks as a Ray Data ``map_batches`` job on an actor pool; results come back in order.
+
+    Parameters
+    ----------
+    address : str or None
+        The cluster to join (``"auto"``, ``"ray://head:10001"``, ``"127.0.0.1:6379"``). ``None`` joins the cluster
+        in ``RAY_ADDRESS`` if set, else starts a local one. Ignored if Ray is already initialised in this process.
+    num_workers : int or None
+        Actors per stage; ``None`` uses one per CPU of the cluster.
+    num_cpus, num_gpus : float
+        Resources each actor asks for (``num_gpus=1`` puts the embedder on a GPU).
+
+    Notes
+    -----
+    The ``clio_lite`` package of this process is shipped to the workers (Ray's ``py_modules``), so they run the
+    same code; its dependencies must be installed on every node.
+    """
+
+    def __init__(
+        self, address: str | None = None, num_workers: int | None = None, num_cpus: float = 1, num_gpus: float = 0
+    ):
+        self.address = address
+        self.num_workers = num_workers
+        self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
+
+    @staticmethod
+    def runtime_env() -> dict[str, Any]:
+        """What the workers need from this process: this ``clio_lite`` package and the offline settings."""
+        env = {name: os.environ[name] for name in _WORKER_ENV if name in os.environ}
+        return {"py_modules": [str(Path(__file__).resolve().parent)], "env_vars": env}
+
+    def _connect(self):
+        try:
+            import ray
+        except ImportError as error:
+            raise ModuleNotFoundError(
+                "Clio(executor='ray') needs Ray: `pip install 'clio_lite[ray]'` (installs ray[data])."
+            ) from error
+        if not ray.is_initialized():
+            address = self.address or os.environ.get("RAY_ADDRESS")
+            ray.init(address=address, runtime_env=self.runtime_env(), include_dashboard=False, log_to_driver=False)
+        import ray.data
+
+        return ray
+
+    def map_chunks(self, worker: Callable[[list[str]], bytes], chunks: Sequence[list[str]]) -> Iterator[bytes]:
+        if not chunks:
+            return
+        ray = self._connect()
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True
+        context.enable_progress_bars = False
+        size = self.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1) // max(self.num_cpus, 1)))
+        items = [{"index": i, "texts": json.dumps(chunk)} for i, chunk in enumerate(chunks)]
+        dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            _RayChunkMapper,
+            fn_constructor_args=(worker.for_remote(),),
+            batch_size=1,  # one chunk per call: the model sees the same batches as in a local run
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(size, len(items))),
+            num_cpus=self.num_cpus,
+            num_gpus=self.num_gpus or None,
+        )
+        for expected, row in enumerate(dataset.iter_rows()):
+            if row["index"] != expected:
+                raise RuntimeError(f"Ray returned chunk {row['index']} where {expected} was due; a bug in clio_lite")
+            yield row["result"]
+
+
+def make_executor(executor: Any) -> Any:
+    """``None``/``"local"`` → :class:`LocalExecutor`; ``"ray"`` → :class:`RayExecutor`; an object as it is."""
+    if executor is None or executor == "local":
+        return LocalExecutor()
+    if executor == "ray":
+        return RayExecutor()
+    if isinstance(executor, str):
+        raise ValueError(f"Clio(executor={executor!r}): expected 'local', 'ray' or an executor object.")
+    return executor
+
+
+# -- the stages ----------------------------------------------------------------------------------------------------
+
+
+def _run_stage(
+    worker: Any,
+    texts: Sequence[str],
+    cache: ResultCache | None,
+    executor: Any,
+    description: str,
+    verbose: bool,
+) -> tuple[dict[str, bytes], dict[str, int]]:
+    """Every distinct text's result (cached or computed) and how many texts were distinct, cached, computed."""
+    unique = list(dict.fromkeys(texts))
+    results = cache.get_many(unique) if cache is not None else {}
+    # Shortest first: a chunk holds texts of about one length, so a model pads its batches little. Sorted by
+    # (length, text), a total order: a resumed run cuts the same chunks (the finished ones are a prefix).
+    missing = sorted((text for text in unique if text not in results), key=lambda text: (len(text), text))
+    chunks = [missing[start : start + CHUNK_SIZE] for start in range(0, len(missing), CHUNK_SIZE)]
+    stats = {"texts": len(texts), "distinct": len(unique), "cached": len(unique) - len(missing), "computed": 0}
+    with tqdm(total=len(unique), initial=stats["cached"], desc=description, unit="text", disable=not verbose) as bar:
+        for chunk, payload in zip(chunks, executor.map_chunks(worker, chunks), strict=True):
+            values = worker.split(payload) if isinstance(worker, ScrubWorker) else worker.split(payload, len(chunk))
+            pairs = list(zip(chunk, values, strict=True))
+            if cache is not None:
+                cache.put_many(pairs)
+            results.update(pairs)
+            stats["computed"] += len(chunk)
+            bar.update(len(chunk))
+    return results, stats
+
+
+def scrub_texts(
+    scrubber: Any, texts: Sequence[str], cache: ResultCache | None = None, executor: Any = None, verbose: bool = False
+) -> tuple[list[str], Counter, dict[str, int]]:
+    """Scrub ``texts`` (each distinct text once, cached ones not at all); return the scrubbed texts in order,
+    the entity counts over all texts (duplicates counted as often as they occur) and the work done."""
+    worker = ScrubWorker(scrubber)
+    results, stats = _run_stage(worker, texts, cache, make_executor(executor), "Scrubbing PII", verbose)
+    decoded = {text: json.loads(value) for text, value in results.items()}
+    scrubbed = [decoded[text][0] for text in texts]
+    counts: Counter = Counter()
+    for text in texts:
+        counts.update(decoded[text][1])
+    return scrubbed, counts, stats
+
+
+def embed_texts(
+    embedder: Any, texts: Sequence[str], cache: ResultCache | None = None, executor: Any = None, verbose: bool = False
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Embed ``texts`` (each distinct text once, cached ones not at all); an ``(n, dim)`` float32 array in order."""
+    if len(texts) == 0:
+        return np.asarray(embedder.embed([]), dtype=np.float32), {"texts": 0, "distinct": 0, "cached": 0, "computed": 0}
+    # The stage's cache replaces the embedder's own, and its progress bar the embedder's.
+    loaded = [name for name in vars(embedder) if name != "_cache"]  # keep a loaded model, not the embedder's cache
+    worker = EmbedWorker(_without_state(embedder, keep=loaded, cache_dir=None, verbose=False))
+    results, stats = _run_stage(worker, texts, cache, make_executor(executor), "Embedding", verbose)
+    dim = len(results[texts[0]]) // 4
+    vectors = np.empty((len(texts), dim), dtype=np.float32)  # filled in place: no list of rows beside it
+    for row, text in enumerate(texts):
+        vectors[row] = np.frombuffer(results[text], dtype="<f4")
+    return vectors, stats

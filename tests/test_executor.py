@@ -1,0 +1,144 @@
+"""The model stages run de-duplicated, cached and chunked, in this process or on a real local Ray cluster."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+
+from clio_lite import Clio
+from clio_lite.checkpoint import ResultCache, fingerprint
+from clio_lite.embed import SentenceTransformerEmbedder
+from clio_lite.executor import (
+    RayExecutor,
+    embed_texts,
+    placeholder_counts,
+    scrub_texts,
+)
+from clio_lite.scrub import PresidioScrubber, ScrubResult
+
+TEXTS = [
+    "Email jane.doe@example.com about the invoice",
+    "How do I sort a list in python?",
+    "Email jane.doe@example.com about the invoice",
+    "Call Maria Lopez on 415-555-0132 tomorrow",
+    "How do I sort a list in python?",
+    "My card 4111 1111 1111 1111 was charged twice",
+    "Email jane.doe@example.com about the invoice",
+]
+
+
+class CountingScrubber(PresidioScrubber):
+    """The real Presidio scrubber, remembering every text it was asked to scrub."""
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.seen: list[str] = []
+
+    def scrub(self, texts):
+        self.seen.extend(texts)
+        return super().scrub(texts)
+
+
+@pytest.fixture(scope="module")
+def scrubber() -> CountingScrubber:
+    return CountingScrubber()
+
+
+def test_each_distinct_text_is_scrubbed_once_with_the_same_result_as_without_dedupe(scrubber):
+    plain = PresidioScrubber().scrub(TEXTS)
+    scrubber.seen.clear()
+    scrubbed, counts, work = scrub_texts(scrubber, TEXTS)
+    assert sorted(scrubber.seen) == sorted(set(TEXTS))
+    assert scrubbed == plain.texts
+    assert counts == plain.entity_counts and counts["EMAIL_ADDRESS"] == 3
+    assert work == {"texts": 7, "distinct": 4, "cached": 0, "computed": 4}
+
+
+def test_text_scrubbed_once_is_never_scrubbed_again(scrubber, tmp_path):
+    cache = ResultCache(tmp_path / "results.sqlite", "scrub", fingerprint(scrubber))
+    first = scrub_texts(scrubber, TEXTS[:4], cache)
+    scrubber.seen.clear()
+    second = scrub_texts(scrubber, TEXTS, cache)
+    assert sorted(scrubber.seen) == sorted(set(TEXTS) - set(TEXTS[:4]))
+    assert second[0][:4] == first[0]
+    assert second[1] == PresidioScrubber().scrub(TEXTS).entity_counts
+    assert second[2]["cached"] == 3 and second[2]["computed"] == 1
+
+
+class RenamingScrubber:
+    """Replaces a name with a pseudonym: no <ENTITY> placeholder to count, so per-text counts need one-by-one calls."""
+
+    def scrub(self, texts):
+        out = [text.replace("Maria", "Person-1") for text in texts]
+        return ScrubResult(out, Counter({"PERSON": sum("Maria" in text for text in texts)}))
+
+
+def test_counts_stay_exact_for_a_scrubber_without_placeholders():
+    texts = ["Maria says hi", "Maria again", "no one", "Maria says hi"]
+    scrubbed, counts, _ = scrub_texts(RenamingScrubber(), texts)
+    assert scrubbed == ["Person-1 says hi", "Person-1 again", "no one", "Person-1 says hi"]
+    assert counts == {"PERSON": 3}
+
+
+def test_placeholder_counts_ignore_placeholders_already_in_the_text():
+    assert placeholder_counts("I am <PERSON>, Ann", "I am <PERSON>, <PERSON>", ["PERSON", "URL"]) == {"PERSON": 1}
+
+
+def test_embedding_fans_out_identical_texts_and_caches_by_model(tmp_path):
+    embedder = SentenceTransformerEmbedder(cache_dir=None, verbose=False)
+    cache = ResultCache(tmp_path / "results.sqlite", "embed", fingerprint(embedder))
+    vectors, work = embed_texts(embedder, TEXTS, cache)
+    unique = list(dict.fromkeys(TEXTS))
+    direct = SentenceTransformerEmbedder(cache_dir=None, verbose=False).embed(unique)
+    assert vectors.tobytes() == direct[[unique.index(t) for t in TEXTS]].tobytes()
+    assert work["computed"] == 4
+    again, work = embed_texts(embedder, TEXTS, cache)
+    assert work["computed"] == 0 and again.tobytes() == vectors.tobytes()
+
+
+# -- Ray: a real local cluster, started here ---------------------------------------------------------------------
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'clio_lite[ray]'")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=RayExecutor().runtime_env())
+    yield
+    ray.shutdown()
+
+
+def test_ray_gives_the_release_of_the_single_process_run(ray_cluster, tmp_path):
+    from fixtures.generate import generate_conversations
+
+    records = generate_conversations(300, seed=5)
+    records += [dict(records[i], id=f"dup-{i}") for i in range(0, 300, 10)]  # identical texts, other records
+    params = dict(min_users=5, min_conversations=10, random_state=0, verbose=False, cache_dir=False)
+    # PCA keeps the test fast; what runs on Ray is scrub and embed, and the release depends on both.
+    stages = dict(reducer=PCA(n_components=5), map_reducer=PCA(n_components=2))
+    local = Clio(**params, **stages).fit(records)
+    on_ray = Clio(**params, **stages, executor="ray").fit(records)
+    assert on_ray.work_["scrub"] == local.work_["scrub"] and local.work_["scrub"]["distinct"] < len(records)
+    a = local.release_.save(tmp_path / "local")
+    b = on_ray.release_.save(tmp_path / "ray")
+    for name in ("tree.json", "nodes.parquet", "manifest.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert len(local.release_.tree.nodes) > 1
+    assert np.array_equal(local.labels_, on_ray.labels_)
+
+
+def test_an_unknown_executor_is_refused():
+    with pytest.raises(ValueError, match="executor"):
+        Clio(executor="spark", verbose=False).fit([{"id": "a", "user_id": "u", "messages": [
+            {"role": "user", "content": "hello"}]}])
+
+
+def test_the_command_line_ray_option_picks_the_ray_executor_with_its_address():
+    from clio_lite.cli import _executor
+
+    assert _executor(None) is None
+    assert _executor("ray://head:10001").address == "ray://head:10001"
+    assert _executor("local").address is None and isinstance(_executor("local"), RayExecutor)
