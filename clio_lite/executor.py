@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from .accounting import check_stage_rows
 from .checkpoint import ResultCache
 
 logger = logging.getLogger(__name__)
@@ -124,7 +125,10 @@ class EmbedWorker:
         return EmbedWorker(_without_state(self.embedder))
 
     def __call__(self, texts: list[str]) -> bytes:
-        return np.ascontiguousarray(self.embedder.embed(texts), dtype="<f4").tobytes()
+        vectors = np.ascontiguousarray(self.embedder.embed(texts), dtype="<f4")
+        # A custom embedder that drops or adds rows fails here, naming itself, not later in a reshape.
+        check_stage_rows(len(texts), embed=len(vectors) if vectors.ndim == 2 else 0)
+        return vectors.tobytes()
 
     @staticmethod
     def split(payload: bytes, n: int) -> list[bytes]:
