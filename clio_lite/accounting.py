@@ -1,5 +1,5 @@
 """The accounting invariant, per run and per stage: every record read ends released, suppressed, unclustered or
-rejected, and every stage accounts for each conversation it was given.
+rejected (or, with a facet filter, filtered out), and every stage accounts for each conversation it was given.
 
 ``counts_by_stage`` records, for each stage, how many conversations went in, how many came out, and where the rest
 went; ``check_counts_by_stage`` checks at every boundary that ``in == out + the rest`` and that a stage's ``out`` is
@@ -20,6 +20,8 @@ import numpy as np
 
 #: The stages in the order of the data flow, as keys of ``counts_by_stage``.
 STAGES = ("load", "scrub", "embed", "reduce", "cluster", "gate")
+#: The same with a facet filter (``Clio(facet_filter=...)``), which sets conversations aside before embedding.
+STAGES_WITH_FILTER = ("load", "scrub", "facets", "embed", "reduce", "cluster", "gate")
 
 
 class AccountingError(RuntimeError):
@@ -57,8 +59,12 @@ def counts_by_stage(
     labels: np.ndarray,
     unclustered_label: str,
     suppressed_label: str,
+    n_filtered_out: int | None = None,
 ) -> dict[str, dict[str, int]]:
     """How many conversations each stage took in, gave out, and set aside (and why).
+
+    ``n_filtered_out`` (a run with a facet filter) adds a ``facets`` stage after ``scrub`` that sets aside the
+    conversations the filter kept out of clustering.
 
     The cluster stage's numbers come from the clusterer's assignment (``-1``: unclustered); the gate's from the
     final per-conversation labels, a separate computation, so that the two are checked against each other.
@@ -68,10 +74,17 @@ def counts_by_stage(
     labels = np.asarray(labels, dtype=object)
     suppressed = int((labels == suppressed_label).sum())
     released = int(len(labels) - suppressed - (labels == unclustered_label).sum())
-    return {
+    by_stage = {
         "load": {"in": n_read, "out": n_accepted, "rejected": n_rejected},
         "scrub": {"in": n_accepted, "out": n_scrubbed},
-        "embed": {"in": n_scrubbed, "out": n_embedded},
+    }
+    n_to_embed = n_scrubbed
+    if n_filtered_out is not None:
+        n_to_embed = n_scrubbed - n_filtered_out
+        by_stage["facets"] = {"in": n_scrubbed, "out": n_to_embed, "filtered_out": n_filtered_out}
+    return {
+        **by_stage,
+        "embed": {"in": n_to_embed, "out": n_embedded},
         "reduce": {"in": n_embedded, "out": n_reduced},
         "cluster": {"in": len(assignment), "out": clustered, "unclustered": len(assignment) - clustered},
         "gate": {"in": clustered, "out": released, "suppressed": suppressed},
@@ -81,8 +94,9 @@ def counts_by_stage(
 def check_counts_by_stage(by_stage: Mapping[str, Mapping[str, int]], counts: Mapping[str, Any]) -> None:
     """Raise :class:`AccountingError` unless every stage boundary and the run's totals add up."""
     problems = []
-    if tuple(by_stage) != STAGES:
-        problems.append(f"stages {list(by_stage)} are not {list(STAGES)}")
+    expected = STAGES_WITH_FILTER if "facets" in by_stage else STAGES
+    if tuple(by_stage) != expected:
+        problems.append(f"stages {list(by_stage)} are not {list(expected)}")
     previous_out = None
     for stage, numbers in by_stage.items():
         set_aside = sum(value for key, value in numbers.items() if key not in ("in", "out"))
@@ -98,10 +112,13 @@ def check_counts_by_stage(by_stage: Mapping[str, Mapping[str, int]], counts: Map
         "suppressed": by_stage["gate"]["suppressed"],
         "released": by_stage["gate"]["out"],
     }
+    if "facets" in by_stage:
+        totals["filtered_out"] = by_stage["facets"]["filtered_out"]
     for key, value in totals.items():
         if counts.get(key) != value:
             problems.append(f"the run counts {counts.get(key)} {key}, the stages {value}")
-    if counts["read"] != counts["released"] + counts["suppressed"] + counts["unclustered"] + counts["rejected"]:
-        problems.append("read != released + suppressed + unclustered + rejected")
+    buckets = counts["released"] + counts["suppressed"] + counts["unclustered"] + counts["rejected"]
+    if counts["read"] != buckets + counts.get("filtered_out", 0):
+        problems.append("read != released + suppressed + unclustered + rejected + filtered_out")
     if problems:
         raise AccountingError(f"the accounting does not add up, a bug in clio_lite: {'; '.join(problems)}")

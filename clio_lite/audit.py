@@ -9,7 +9,7 @@
     ``min_conversations``; at the top level the manifest's ``released`` count equals the sum over the top-level
     nodes, so no group is revealed by subtraction.
 ``accounting`` (error)
-    ``read == released + suppressed + unclustered + rejected`` (and ``accepted == read - rejected``,
+    ``read == released + suppressed + unclustered + rejected (+ filtered_out)`` (and ``accepted == read - rejected``,
     ``in_released_leaves`` equal to the sum over the leaves, when the manifest holds them).
 ``pii`` (error or warning)
     Every release string (name, description, each keyword) is re-scanned with the scrubber. Structured entities
@@ -328,11 +328,13 @@ def _check_accounting(release: Release) -> Iterator[Finding]:
     if missing:
         yield Finding("accounting", None, "counts", f"the manifest's counts lack {', '.join(missing)}")
         return
+    # Conversations a facet filter kept out of clustering (Clio(facet_filter=...)) are a bucket of their own.
     total = counts["released"] + counts["suppressed"] + counts["unclustered"] + counts["rejected"]
+    total += counts.get("filtered_out", 0)
     if counts["read"] != total:
         yield Finding(
             "accounting", None, "counts",
-            f"read={counts['read']} but released + suppressed + unclustered + rejected = {total}",
+            f"read={counts['read']} but released + suppressed + unclustered + rejected + filtered_out = {total}",
         )
     if any(value < 0 for key, value in counts.items() if isinstance(value, int)):
         yield Finding("accounting", None, "counts", f"a negative count: {counts}")

@@ -1,6 +1,7 @@
 """Clio: the estimator that composes the stages, in the order of the data flow.
 
-    conversations → validate → scrub PII → embed → reduce → cluster tree → privacy gate → name → audit → Release
+    conversations → validate → scrub PII → facets (→ filter) → embed → reduce → cluster tree → privacy gate → name
+    → facet breakdowns → audit → Release
 
 Only this module knows the order; every stage is a swappable object with a small protocol (see each module).
 """
@@ -16,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from .checkpoint import ArrayCheckpoints, ResultCache, fingerprint, hash_array
 from .cluster import HDBSCANClusterer, Hierarchy
 from .embed import SentenceTransformerEmbedder
 from .executor import embed_texts, make_executor, scrub_texts
+from .facets import compute_facets, keep_mask, node_breakdown, resolve
 from .io import load_conversations
 from .name import KeywordNamer, NodeToName
 from .privacy import gate
@@ -43,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 UNCLUSTERED = "<unclustered>"
 SUPPRESSED = "<suppressed>"
+FILTERED_OUT = "<filtered out>"
 _VERSIONED_PACKAGES = (
     "clio_lite", "numpy", "scikit-learn", "torch", "sentence-transformers", "presidio-analyzer", "spacy",
     "umap-learn", "hdbscan",
@@ -72,6 +76,14 @@ class Clio(BaseEstimator):
     assign_outliers : bool
         Move each conversation HDBSCAN leaves outside every leaf (in a parent's remainder, or unclustered) into its
         nearest leaf; the privacy gate runs afterwards. The manifest counts how many moved (``reassigned``).
+    facets : sequence of str or Facet, or None
+        Facets to compute on every accepted conversation (registered names such as ``"language"``, ``"turns"``,
+        ``"affective"``, or objects following :class:`clio_lite.facets.Facet`). Every released cluster carries a
+        k-supported breakdown by each (``node.facets[name]``).
+    facet_filter : mapping, callable or None
+        Keep only the conversations whose facets pass, before clustering: ``{facet name: allowed values}`` (a
+        multi-label facet passes when any of its labels is allowed) or a callable taking one conversation's
+        ``{facet name: value}``. The others are counted as ``filtered_out`` in the manifest.
     scrubber, embedder, reducer, map_reducer, clusterer, namer : objects or None
         The stages; ``None`` picks the defaults (Presidio, all-MiniLM-L6-v2, UMAP to 5-D, UMAP to 2-D, HDBSCAN,
         the keyword namer). Any object with the same method works (see each module's protocol).
@@ -107,8 +119,10 @@ class Clio(BaseEstimator):
     release_ : Release
         What may be shared: the released tree and its manifest.
     labels_ : np.ndarray of str
-        For each accepted conversation, the id of the deepest released cluster holding it, or ``"<unclustered>"``
-        or ``"<suppressed>"``. Private: it is per conversation and never part of the release.
+        For each accepted conversation, the id of the deepest released cluster holding it, or ``"<unclustered>"``,
+        ``"<suppressed>"`` or ``"<filtered out>"``. Private: it is per conversation and never part of the release.
+    facet_values_ : dict of str to np.ndarray
+        Each facet's value for each accepted conversation, in input order. Private, like ``labels_``.
     conversations_ : Conversations
         The accepted conversations and the rejected records with their reasons.
     audit_ : AuditReport
@@ -136,6 +150,8 @@ class Clio(BaseEstimator):
         top_clusters: int = 10,
         branching: int = 10,
         assign_outliers: bool = False,
+        facets: Sequence[Any] | None = None,
+        facet_filter: Any = None,
         scrubber: Any = None,
         embedder: Any = None,
         reducer: Any = None,
@@ -159,6 +175,8 @@ class Clio(BaseEstimator):
         self.top_clusters = top_clusters
         self.branching = branching
         self.assign_outliers = assign_outliers
+        self.facets = facets
+        self.facet_filter = facet_filter
         self.scrubber = scrubber
         self.embedder = embedder
         self.reducer = reducer
@@ -205,8 +223,20 @@ class Clio(BaseEstimator):
             scrubber = self.scrubber if self.scrubber is not None else PresidioScrubber()
             scrubbed, entity_counts = self._scrub(scrubber, texts)
         del texts  # from here on, only scrubbed text exists
+        embedder = self.embedder if self.embedder is not None else self._default_embedder()
+        with self._stage("facets"):
+            facets = [resolve(facet) for facet in self.facets or ()]
+            facet_values = compute_facets(facets, ordered, scrubbed, embedder)
+            kept = np.flatnonzero(keep_mask(facet_values, self.facet_filter, len(ordered)))
+        self.facet_values_ = {name: _in_input_order(values, order) for name, values in facet_values.items()}
+        if len(kept) == 0:
+            raise ValueError(f"facet_filter={self.facet_filter!r} left no conversation to cluster.")
+        n_filtered_out = len(ordered) - len(kept)
+        n_scrubbed = len(scrubbed)  # the scrub stage's output, before the filter
+        if n_filtered_out:  # from here on, only the kept conversations
+            ordered, scrubbed, order = [ordered[i] for i in kept], [scrubbed[i] for i in kept], [order[i] for i in kept]
+            facet_values = {name: [values[i] for i in kept] for name, values in facet_values.items()}
         with self._stage("embed"):
-            embedder = self.embedder if self.embedder is not None else self._default_embedder()
             embeddings = self._embed(embedder, scrubbed)
         with self._stage("reduce"):
             reduced, positions = self._reduce(embeddings, seeds)
@@ -231,6 +261,8 @@ class Clio(BaseEstimator):
         self.embeddings_[order] = embeddings
         user_codes = np.unique([c.user_id for c in ordered], return_inverse=True)[1]
         if self.privacy == "dp":
+            if n_filtered_out:
+                raise ValueError("facet_filter is not supported with privacy='dp' yet; filter the input instead.")
             return self._fit_dp(convs, order, ordered, scrubbed, hierarchy, members, user_codes, positions,
                                 entity_counts, embedder, scrubber)
         with self._stage("gate"):
@@ -246,18 +278,32 @@ class Clio(BaseEstimator):
             namer = _or_default(self.namer, KeywordNamer)
             names = namer.name(scrubbed, user_codes, to_name, self.min_users)
         nodes, node_ids = self._released_nodes(hierarchy, depth, members, decision, names, positions)
-        self.labels_ = np.empty(len(convs), dtype=object)
-        self.labels_[order] = self._labels(hierarchy, decision.released, node_ids, len(convs))
-        counts = self._accounting(convs, hierarchy, decision.released, members)
+        if facets:
+            with self._stage("facet breakdowns"):
+                nodes = [
+                    replace(node, facets={
+                        facet.name: node_breakdown(
+                            facet, [facet_values[facet.name][i] for i in members[index]], user_codes[members[index]],
+                            self.min_users,
+                        )
+                        for facet in facets
+                    })
+                    for node, index in zip(nodes, released, strict=True)
+                ]
+        self.labels_ = np.full(len(convs), FILTERED_OUT, dtype=object)
+        self.labels_[order] = self._labels(hierarchy, decision.released, node_ids, len(ordered))
+        counts = self._accounting(convs, hierarchy, decision.released, members, n_filtered_out)
         by_stage = counts_by_stage(
-            convs.n_read, len(convs.rejected), len(scrubbed), len(embeddings), len(reduced), hierarchy.assignment,
-            self.labels_, UNCLUSTERED, SUPPRESSED,
+            convs.n_read, len(convs.rejected), n_scrubbed, len(embeddings), len(reduced),
+            hierarchy.assignment, self.labels_[order], UNCLUSTERED, SUPPRESSED,
+            n_filtered_out=None if self.facet_filter is None else n_filtered_out,
         )
         check_counts_by_stage(by_stage, counts)
         release = Release(ClusterTree(nodes), self._manifest(counts, convs, entity_counts, embedder, scrubber))
         if hasattr(namer, "manifest_entry"):  # e.g. the LLM namer: per node, its name or the keyword name, and why
             release.manifest["naming"] = namer.manifest_entry([node.id for node in nodes])
         release.manifest["counts_by_stage"] = by_stage
+        release.manifest["facets"] = {facet.name: {"kind": facet.kind} for facet in facets}
         release.manifest["privacy"] = {"mode": "k-anonymity", "unit": "user",
                                        "mechanism": "thresholds on exact counts, differencing-safe folding"}
         return self._audit_and_keep(release, convs, scrubber, entity_counts, nodes, counts)
@@ -510,7 +556,9 @@ class Clio(BaseEstimator):
         return labels
 
     @staticmethod
-    def _accounting(convs: Conversations, hierarchy: Hierarchy, released: np.ndarray, members) -> dict[str, int]:
+    def _accounting(
+        convs: Conversations, hierarchy: Hierarchy, released: np.ndarray, members, filtered_out: int = 0
+    ) -> dict[str, int]:
         top_released = [n for n in np.flatnonzero(released) if hierarchy.parent[n] < 0]
         in_released = sum(len(members[n]) for n in top_released)
         children = hierarchy.children()
@@ -522,11 +570,13 @@ class Clio(BaseEstimator):
             "accepted": len(convs),
             "released": int(in_released),
             "in_released_leaves": int(sum(len(members[n]) for n in leaves)),
-            "suppressed": int(len(convs) - in_released - unclustered),
+            "suppressed": int(len(convs) - filtered_out - in_released - unclustered),
             "unclustered": unclustered,
+            "filtered_out": int(filtered_out),
             "reassigned": int(getattr(hierarchy, "reassigned", 0)),
         }
-        if counts["read"] != counts["released"] + counts["suppressed"] + counts["unclustered"] + counts["rejected"]:
+        buckets = ("released", "suppressed", "unclustered", "rejected", "filtered_out")
+        if counts["read"] != sum(counts[bucket] for bucket in buckets):
             raise RuntimeError(f"accounting does not add up, a bug in clio_lite: {counts}")
         return counts
 
@@ -565,6 +615,8 @@ class Clio(BaseEstimator):
                 return value.item()
             if isinstance(value, Path):
                 return str(value)
+            if callable(value) and hasattr(value, "__qualname__") and not isinstance(value, type):
+                return f"{value.__module__}.{value.__qualname__}"  # a function, e.g. a facet_filter
             if isinstance(value, list | tuple):
                 return [describe(item) for item in value]
             if isinstance(value, dict):
@@ -621,6 +673,14 @@ class Clio(BaseEstimator):
         self.timings_[name] = round(time.perf_counter() - start, 3)
         if self.verbose:
             logger.info("%s: %.1f s", name, self.timings_[name])
+
+
+def _in_input_order(values: Sequence[Any], order: Sequence[int]) -> np.ndarray:
+    """Values listed in id order, put back in the caller's order."""
+    result = np.empty(len(values), dtype=object)
+    for position, value in zip(order, values, strict=True):
+        result[position] = value
+    return result
 
 
 def _or_default(stage: Any, default: type, **params: Any) -> Any:
