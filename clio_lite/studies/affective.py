@@ -72,6 +72,7 @@ LABEL_DESCRIPTIONS: dict[str, tuple[str, ...]] = {
         "Write a short story, a poem, song lyrics or a screenplay scene for me.",
         "Draft an email, a cover letter, an essay or a blog post for me, or fix its grammar.",
         "Write a piece of fiction about a character's feelings for my creative writing assignment.",
+        "Write a story or a poem about grief, loneliness or heartbreak, under 500 words, with a title.",
     ),
     NOT_AFFECTIVE: (
         "Help me debug my code, fix an error in my program or write a SQL query.",
