@@ -25,7 +25,9 @@ from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
-NOTEBOOKS = ("quickstart.ipynb", "exploring_a_cluster_tree.ipynb", "privacy_walkthrough.ipynb")
+NOTEBOOKS = (
+    "quickstart.ipynb", "exploring_a_cluster_tree.ipynb", "privacy_walkthrough.ipynb", "affective_study.ipynb",
+)
 KERNEL_NAME = "clio-lite-test"
 #: A cell of each notebook that opens the explorer: in a kernel, show() displays the widget rather than printing.
 EXPLORER_CELLS = {
