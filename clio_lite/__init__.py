@@ -12,6 +12,7 @@ Optional LLM stages (backends, LLM facets, an LLM namer and privacy auditor) are
 """
 
 from .audit import AuditReport, audit
+from .facets import EmbeddingClassifier, Facet
 from .io import load_conversations
 from .pipeline import Clio
 from .release import ClusterNode, ClusterTree, Release
@@ -24,6 +25,8 @@ __all__ = [
     "ClusterTree",
     "Conversation",
     "Conversations",
+    "EmbeddingClassifier",
+    "Facet",
     "Message",
     "Rejection",
     "Release",

@@ -2,7 +2,7 @@
 
 Each notebook is executed with nbclient in a kernel that runs this interpreter (a kernelspec written to a temporary
 directory at test time, so whatever ``python3`` kernel the machine has installed is never picked up), from
-``notebooks/`` as the working directory. The three notebooks fit the same corpus, so they share one embedding cache
+``notebooks/`` as the working directory. The notebooks fit the same corpus, so they share one embedding cache
 through ``CLIO_LITE_NOTEBOOK_CACHE``: only the first one embeds.
 """
 
@@ -57,7 +57,7 @@ def kernel_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def notebook_cache(tmp_path_factory) -> Path:
-    """One embedding cache for the three notebooks (an existing CLIO_LITE_NOTEBOOK_CACHE is kept, to reuse it)."""
+    """One embedding cache for the notebooks (an existing CLIO_LITE_NOTEBOOK_CACHE is kept, to reuse it)."""
     existing = os.environ.get("CLIO_LITE_NOTEBOOK_CACHE")
     return Path(existing) if existing else tmp_path_factory.mktemp("notebook-embeddings")
 
