@@ -10,9 +10,9 @@ its theme is emotional) or not affective. :func:`run` then reports
   other: a heavy user's fifty conversations are one draw, not fifty);
 * a released, k-anonymous cluster tree of the affective conversations only (the normal Clio path with a facet
   filter), whose nodes carry breakdowns by affective label, language, turns and sentiment shift;
-* the sentiment shift: for affective conversations with at least six user messages, the mean VADER compound score (−1…+1)
-  of the last three user messages minus that of the first three, averaged over conversations, with a 95%
-  user-bootstrap interval.
+* the sentiment shift: for affective conversations with at least six user messages, the mean VADER compound
+  score (−1…+1) of the last three user messages minus that of the first three, averaged over conversations, with
+  a 95% user-bootstrap interval.
 
 Every number is reported only where at least ``min_users`` distinct users support it; the rest is withheld.
 
@@ -320,7 +320,10 @@ def run(
     user_codes = np.unique([c.user_id for c in clio.conversations_], return_inverse=True)[1]
     labels = list(clio.facet_values_["affective"])
     # The shift is measured on affective conversations only, as in the study it follows.
-    shifts = [s if is_affective(l) else None for s, l in zip(clio.facet_values_["sentiment_shift"], labels, strict=True)]
+    shifts = [
+        shift if is_affective(value) else None
+        for shift, value in zip(clio.facet_values_["sentiment_shift"], labels, strict=True)
+    ]
     return AffectiveStudy(
         prevalence=prevalence(labels, user_codes, min_users, n_bootstrap, random_state),
         sentiment=sentiment_summary(shifts, user_codes, min_users, n_bootstrap, random_state),
