@@ -14,7 +14,9 @@ and the multi-label margin, over a grid, by micro-F1 on dev. Reported for two va
 * ``few_shot``: the same plus ``--shots`` example conversations per label drawn from the dev split.
 
 Per label precision and recall, micro and macro averages, the binary "affective (any)" decision, and the same on
-the English conversations alone. The language facet (no tuning) is scored on every conversation.
+the English conversations alone. The language facet (no tuning) is scored on every conversation. The per-message
+sentiment score behind ``sentiment_shift`` (VADER) is checked against Topical-Chat's human per-turn labels
+(``../shared/data/topical_chat``): AUROC of the compound score, Happy against Sad, Disgusted, Angry or Fearful.
 
     python benchmarks/facets.py > facets.json
 """
@@ -111,12 +113,46 @@ def evaluate(classifier, scores: np.ndarray, gold: list[tuple], dev: np.ndarray,
     }
 
 
+NEGATIVE_MOODS = ("Sad", "Disgusted", "Angry", "Fearful")
+
+
+def sentiment_agreement(path: Path) -> dict:
+    """VADER's compound score against Topical-Chat's per-turn human sentiment labels (Happy vs negative moods)."""
+    from clio_lite.facets import SentimentShift
+
+    scorer = SentimentShift()
+    scores, positive = [], []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            for message, mood in zip(record["messages"], record["labels"]["message_sentiments"], strict=True):
+                if mood == "Happy" or mood in NEGATIVE_MOODS:
+                    scores.append(scorer.score(message["content"]))
+                    positive.append(mood == "Happy")
+    scores_array, positive_array = np.array(scores), np.array(positive)
+    order = np.argsort(scores_array, kind="stable")
+    ranks = np.empty(len(order))
+    ranks[order] = np.arange(1, len(order) + 1)
+    n_pos, n_neg = positive_array.sum(), (~positive_array).sum()
+    auroc = (ranks[positive_array].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return {
+        "dataset": "topical_chat per-turn sentiment (Happy vs Sad/Disgusted/Angry/Fearful)",
+        "messages": {"happy": int(n_pos), "negative": int(n_neg)},
+        "auroc": round(float(auroc), 3),
+        "mean_compound": {"happy": round(float(scores_array[positive_array].mean()), 3),
+                          "negative": round(float(scores_array[~positive_array].mean()), 3)},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1200, help="generator conversations (the extras are added)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shots", type=int, default=5, help="few-shot examples per label, drawn from dev")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    parser.add_argument("--topical-chat", type=Path,
+                        default=ROOT.parent / "shared" / "data" / "topical_chat" / "topical_chat.jsonl",
+                        help="Topical-Chat JSONL for the sentiment check (skipped if missing)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     start = time.perf_counter()
@@ -162,6 +198,8 @@ def main() -> None:
         [(d,) if d else () for d in detected], [(g,) for g in languages], language_labels
     )
     results["language"]["unknown"] = sum(d is None for d in detected)
+    if args.topical_chat.exists():
+        results["sentiment"] = sentiment_agreement(args.topical_chat)
     results["seconds"] = round(time.perf_counter() - start, 1)
     text = json.dumps(results, indent=2, sort_keys=True)
     print(text)
