@@ -69,6 +69,10 @@ def _add_fit_options(parser: argparse.ArgumentParser, default_out: str | None) -
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
+        "--facets", default=None,
+        help="comma-separated facets to break every cluster down by, e.g. language,turns,affective",
+    )
+    parser.add_argument(
         "--allow-failed-audit", action="store_true", help="write the release even if its audit fails (not advised)"
     )
     parser.add_argument(
@@ -80,6 +84,7 @@ def _add_fit_options(parser: argparse.ArgumentParser, default_out: str | None) -
 
 
 def _fit_and_save(input_path: str | Path, args: argparse.Namespace) -> int:
+    from . import facets
     from .embed import SentenceTransformerEmbedder
     from .io import load_conversations, write_rejections
     from .pipeline import Clio, default_cache_dir
@@ -91,8 +96,15 @@ def _fit_and_save(input_path: str | Path, args: argparse.Namespace) -> int:
     if problem:  # found now, not after an hour of fitting
         console.print(f"[red]error:[/red] {escape(problem)}")
         return 2
+    facet_names = [name.strip() for name in args.facets.split(",") if name.strip()] if args.facets else None
+    unknown = sorted(set(facet_names or ()) - set(facets.names()))
+    if unknown:
+        known = ", ".join(facets.names())
+        console.print(f"[red]error:[/red] unknown facet(s) {', '.join(unknown)}; choose from {known}")
+        return 2
     cache_dir = None if args.no_cache else default_cache_dir()
     clio = Clio(
+        facets=facet_names,
         min_users=args.min_users,
         min_conversations=args.min_conversations,
         random_state=args.random_state,
@@ -162,8 +174,8 @@ def _print_counts(counts: dict[str, int]) -> None:
     table = Table(title="Where every conversation went")
     table.add_column("records")
     table.add_column("count", justify="right")
-    for key in ("read", "released", "in_released_leaves", "suppressed", "unclustered", "rejected"):
-        if key not in counts:  # a differentially private release shows only noised totals
+    for key in ("read", "released", "in_released_leaves", "suppressed", "unclustered", "rejected", "filtered_out"):
+        if key not in counts:  # a differentially private release shows only noised totals; filtered_out is new
             continue
         table.add_row(key.replace("_", " "), f"{counts[key]:,}")
     console.print(table)

@@ -65,6 +65,15 @@ def test_run_on_a_missing_file_fails_with_a_message(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_run_with_an_unknown_facet_fails_with_the_registered_names(tmp_path, capsys):
+    data = tmp_path / "chats.jsonl"
+    data.write_text(json.dumps({"id": 1, "user_id": "u", "text": "hello there"}) + "\n")
+    assert main(["run", str(data), "--out", str(tmp_path / "out"), "--quiet", "--facets", "language,mood"]) == 2
+    out = capsys.readouterr().out
+    assert "mood" in out and "language" in out and "turns" in out
+    assert not (tmp_path / "out").exists()
+
+
 def test_run_on_an_empty_file_fails_with_a_message(tmp_path, capsys):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
