@@ -286,3 +286,17 @@ def test_a_release_with_facets_is_byte_reproducible(filtered_fit, corpus, embedd
     first, second = clio.release_.save(tmp_path / "a"), again.release_.save(tmp_path / "b")
     for name in ("tree.json", "manifest.json", "nodes.parquet"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_the_audit_counts_filtered_out_conversations_in_the_accounting(filtered_fit):
+    import copy
+
+    from clio_lite import Release, audit
+
+    clio, _ = filtered_fit
+    manifest = copy.deepcopy(clio.release_.manifest)
+    assert not [f for f in audit(Release(clio.release_.tree, manifest)).errors if f.check == "accounting"]
+    manifest["counts"]["filtered_out"] += 1
+    report = audit(Release(clio.release_.tree, manifest))
+    assert any(f.check == "accounting" and "filtered_out" in f.detail for f in report.errors)
