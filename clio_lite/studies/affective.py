@@ -47,6 +47,7 @@ LABEL_DESCRIPTIONS: dict[str, tuple[str, ...]] = {
         "I need advice about a conflict with my partner, a family member or a friend, and how to talk to them.",
         "How do I handle my relationship with my boyfriend, girlfriend, husband, wife, parents or siblings?",
         "My friend and I had a falling out. What should I say to fix our friendship?",
+        "My best friend has been distant lately. How do I make friends as an adult or tell a friend they hurt me?",
     ),
     "coaching": (
         "Help me set goals, build better habits, stop procrastinating and stay motivated.",
