@@ -88,7 +88,7 @@ def binary(pred: list[tuple], gold: list[tuple]) -> dict:
 
 
 def evaluate(classifier, scores: np.ndarray, gold: list[tuple], dev: np.ndarray, test: np.ndarray,
-             english: np.ndarray) -> dict:
+             english: np.ndarray, kinds: list[str]) -> dict:
     """Tune threshold and margin on dev (micro-F1), then score dev and test with the chosen pair."""
     grid = []
     for threshold in THRESHOLDS:
@@ -105,8 +105,18 @@ def evaluate(classifier, scores: np.ndarray, gold: list[tuple], dev: np.ndarray,
         p, g = [pred[i] for i in index], [gold[i] for i in index]
         return {"conversations": int(len(index)), **precision_recall(p, g, LABELS), "affective_any": binary(p, g)}
 
+    by_kind = {}
+    for kind in sorted({kinds[i] for i in test}):
+        index = [i for i in test if kinds[i] == kind]
+        by_kind[kind] = {
+            "conversations": len(index),
+            "exact_match": round(float(np.mean([set(pred[i]) == set(gold[i]) for i in index])), 3),
+            "affective_any_accuracy": round(float(np.mean([is_affective(pred[i]) == is_affective(gold[i])
+                                                           for i in index])), 3),
+        }
     return {
         "tuned": {"threshold": -threshold, "margin": -margin, "dev_micro_f1": f1},
+        "test_by_kind": by_kind,
         "dev": part(dev),
         "test": part(test),
         "test_english": part(test[english[test]]),
@@ -163,6 +173,9 @@ def main() -> None:
     gold = [gold_affective(by_id[c.id]) for c in convs]
     languages = [gold_language(by_id[c.id]) for c in convs]
     english = np.array([language == "en" for language in languages])
+    # The kind of conversation: a generator subtopic's category, or the study extra's kind (long, foreign...).
+    kinds = [by_id[c.id]["gold"]["kind"] if by_id[c.id]["gold"]["kind"] != "base"
+             else "generator:" + by_id[c.id]["labels"]["category"] for c in convs]
     scrubber = PresidioScrubber()
     texts = [c.user_text() for c in convs]
     scrubbed = []
@@ -179,7 +192,7 @@ def main() -> None:
     results = {"corpus": {"generator_n": args.n, "seed": args.seed, "conversations": len(convs),
                           "dev": int(len(dev)), "test": int(len(test)), "split": "by user (sha256 of the user id)",
                           "gold_support": {label: sum(label in g for g in gold) for label in LABELS}}}
-    results["zero_shot"] = evaluate(zero, zero.scores(scrubbed), gold, dev, test, english)
+    results["zero_shot"] = evaluate(zero, zero.scores(scrubbed), gold, dev, test, english, kinds)
     logger.info("zero-shot done")
 
     rng = Random(args.seed)
@@ -189,7 +202,7 @@ def main() -> None:
         examples[label] = [scrubbed[i] for i in rng.sample(pool, min(args.shots, len(pool)))]
     few = affective_facet(embedder=embedder, examples=examples)
     results["few_shot"] = {"shots_per_label": args.shots,
-                           **evaluate(few, few.scores(scrubbed), gold, dev, test, english)}
+                           **evaluate(few, few.scores(scrubbed), gold, dev, test, english, kinds)}
     logger.info("few-shot done")
 
     detected = Language().compute(convs, scrubbed)
