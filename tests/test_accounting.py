@@ -107,3 +107,18 @@ def test_a_custom_stage_that_loses_a_conversation_stops_the_run_naming_the_stage
     params = {**E2E_PARAMS, "min_users": 3, "min_conversations": 5}
     with pytest.raises(AccountingError, match=r"the embed stage returned 119 rows for 120 conversations"):
         Clio(embedder=embedder, cache_dir=embedding_cache, **params).fit(corpus[:120])
+
+
+def test_a_facet_filter_is_a_stage_that_sets_conversations_aside_before_embedding() -> None:
+    from clio_lite.accounting import STAGES_WITH_FILTER
+
+    # 10 read, 2 rejected, 8 scrubbed; the filter keeps 6: 2 unclustered, 3 released, 1 suppressed
+    assignment = np.array([0, 0, 1, 2, -1, -1])
+    labels = np.array(["0", "0", "1", SUPPRESSED, UNCLUSTERED, UNCLUSTERED], dtype=object)
+    by_stage = counts_by_stage(10, 2, 8, 6, 6, assignment, labels, UNCLUSTERED, SUPPRESSED, n_filtered_out=2)
+    assert list(by_stage) == list(STAGES_WITH_FILTER)
+    assert by_stage["facets"] == {"in": 8, "out": 6, "filtered_out": 2}
+    counts = {"read": 10, "rejected": 2, "released": 3, "suppressed": 1, "unclustered": 2, "filtered_out": 2}
+    check_counts_by_stage(by_stage, counts)
+    with pytest.raises(AccountingError, match="the run counts 1 filtered_out, the stages 2"):
+        check_counts_by_stage(by_stage, {**counts, "filtered_out": 1, "suppressed": 2})

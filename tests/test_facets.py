@@ -249,6 +249,9 @@ def test_a_facet_filter_clusters_only_the_kept_conversations_and_accounts_for_th
     assert counts["read"] == sum(counts[k] for k in ("released", "suppressed", "unclustered", "rejected",
                                                      "filtered_out"))
     assert clio.audit_.passed, clio.audit_.summary()
+    by_stage = clio.release_.manifest["counts_by_stage"]
+    assert list(by_stage)[:4] == ["load", "scrub", "facets", "embed"]
+    assert by_stage["facets"] == {"in": len(affective), "out": int(kept.sum()), "filtered_out": int((~kept).sum())}
     assert clio.release_.manifest["facets"] == {
         "affective": {"kind": "categorical"}, "turns": {"kind": "numeric"}, "language": {"kind": "categorical"}
     }
