@@ -90,7 +90,7 @@ LABEL_DESCRIPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 #: Tuned on the dev split of the fixture study corpus by ``benchmarks/facets.py`` (see ``docs/facets.md``).
-DEFAULT_THRESHOLD = 0.15
+DEFAULT_THRESHOLD = 0.2
 DEFAULT_MARGIN = 0.05
 
 
