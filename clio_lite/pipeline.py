@@ -257,7 +257,8 @@ class Clio(BaseEstimator):
         )
         # What predict/transform need: the same scrubber and embedder, and each training conversation's embedding.
         self.scrubber_, self.embedder_ = scrubber, embedder
-        self.embeddings_ = np.empty_like(embeddings)
+        # Input order; a conversation a facet filter kept out was never embedded for clustering (NaN row).
+        self.embeddings_ = np.full((len(convs), embeddings.shape[1]), np.nan, dtype=embeddings.dtype)
         self.embeddings_[order] = embeddings
         user_codes = np.unique([c.user_id for c in ordered], return_inverse=True)[1]
         if self.privacy == "dp":
@@ -400,7 +401,8 @@ class Clio(BaseEstimator):
         array(['0.2', '3.1', '<unclustered>', ...], dtype=object)
         """
         embeddings = _unit(self._embed_new(conversations))
-        fitted = _unit(self.embeddings_)
+        clustered = np.flatnonzero(self.labels_ != FILTERED_OUT)  # filtered-out conversations do not vote
+        fitted, fitted_labels = _unit(self.embeddings_[clustered]), self.labels_[clustered]
         k = max(1, min(n_neighbors, len(fitted)))
         labels = np.empty(len(embeddings), dtype=object)
         for start in range(0, len(embeddings), 512):  # bounded memory: 512 rows of similarities at a time
@@ -409,7 +411,7 @@ class Clio(BaseEstimator):
             for i, (row, neighbours) in enumerate(zip(similarity, nearest, strict=True)):
                 votes: dict[str, list[float]] = {}
                 for neighbour in neighbours:
-                    votes.setdefault(self.labels_[neighbour], []).append(float(row[neighbour]))
+                    votes.setdefault(fitted_labels[neighbour], []).append(float(row[neighbour]))
                 labels[start + i] = max(votes, key=lambda label: (len(votes[label]), sum(votes[label]), label))
         return labels
 

@@ -255,6 +255,10 @@ def test_a_facet_filter_clusters_only_the_kept_conversations_and_accounts_for_th
     assert clio.release_.manifest["facets"] == {
         "affective": {"kind": "categorical"}, "turns": {"kind": "numeric"}, "language": {"kind": "categorical"}
     }
+    # predict votes among the clustered conversations only: a filtered-out one never lends its label
+    fitted_kept = [c for c, keep in zip(clio.conversations_, kept, strict=True) if keep][:20]
+    predicted = clio.predict(fitted_kept)
+    assert len(predicted) == 20 and "<filtered out>" not in set(predicted)
 
 
 @pytest.mark.slow
