@@ -19,7 +19,7 @@ from clio_lite.facets import (
     keep_mask,
     node_breakdown,
 )
-from clio_lite.schema import Conversation, Message
+from clio_lite.schema import Conversation, Conversations, Message
 
 
 def conversation(*user_messages: str, conv_id: str = "c", user: str = "u") -> Conversation:
@@ -257,7 +257,7 @@ def test_a_facet_filter_clusters_only_the_kept_conversations_and_accounts_for_th
     }
     # predict votes among the clustered conversations only: a filtered-out one never lends its label
     fitted_kept = [c for c, keep in zip(clio.conversations_, kept, strict=True) if keep][:20]
-    predicted = clio.predict(fitted_kept)
+    predicted = clio.predict(Conversations(fitted_kept))
     assert len(predicted) == 20 and "<filtered out>" not in set(predicted)
 
 
