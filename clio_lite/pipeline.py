@@ -33,10 +33,10 @@ from .checkpoint import ArrayCheckpoints, ResultCache, fingerprint, hash_array
 from .cluster import HDBSCANClusterer, Hierarchy
 from .embed import SentenceTransformerEmbedder
 from .executor import embed_texts, make_executor, scrub_texts
-from .facets import compute_facets, keep_mask, node_breakdown, resolve
+from .facets import compute_facets, facet_keys, keep_mask, resolve
 from .io import load_conversations
 from .name import KeywordNamer, NodeToName
-from .privacy import gate
+from .privacy import gate, tree_breakdowns
 from .reduce import UMAPReducer
 from .release import SCHEMA_VERSION, ClusterNode, ClusterTree, Release
 from .schema import Conversations
@@ -281,14 +281,18 @@ class Clio(BaseEstimator):
         nodes, node_ids = self._released_nodes(hierarchy, depth, members, decision, names, positions)
         if facets:
             with self._stage("facet breakdowns"):
+                # Per remainder, so no cell can be differenced across the tree (privacy.tree_breakdowns); a
+                # multi-label value is shown under its first (best) label, so a node's cells never exceed its count.
+                breakdowns = {
+                    facet.name: tree_breakdowns(
+                        hierarchy.parent, members, decision.released,
+                        [_first_label(key) for key in facet_keys(facet, facet_values[facet.name])],
+                        user_codes, self.min_users,
+                    )
+                    for facet in facets
+                }
                 nodes = [
-                    replace(node, facets={
-                        facet.name: node_breakdown(
-                            facet, [facet_values[facet.name][i] for i in members[index]], user_codes[members[index]],
-                            self.min_users,
-                        )
-                        for facet in facets
-                    })
+                    replace(node, facets={name: cells[index] for name, cells in breakdowns.items()})
                     for node, index in zip(nodes, released, strict=True)
                 ]
         self.labels_ = np.full(len(convs), FILTERED_OUT, dtype=object)
@@ -675,6 +679,13 @@ class Clio(BaseEstimator):
         self.timings_[name] = round(time.perf_counter() - start, 3)
         if self.verbose:
             logger.info("%s: %.1f s", name, self.timings_[name])
+
+
+def _first_label(value: Any) -> Any:
+    """A multi-label value's first (best) label; any other value unchanged."""
+    if isinstance(value, tuple | list):
+        return value[0] if value else None
+    return value
 
 
 def _in_input_order(values: Sequence[Any], order: Sequence[int]) -> np.ndarray:

@@ -278,10 +278,13 @@ def test_every_released_node_carries_k_supported_facet_breakdowns_by_a_private_r
             for key, count in cells.items():
                 if key == "other":
                     continue
+                # multi-label values are broken down by their first (best) label; a cell may leave out
+                # conversations whose value was rare within one remainder (privacy.tree_breakdowns)
                 holders = [i for i, k in zip(np.flatnonzero(inside), keys, strict=True)
-                           if (key in k if isinstance(k, tuple) else k == key)]
-                assert len(holders) == count, (node.id, facet_name, key)
+                           if (k[0] == key if isinstance(k, tuple) else k == key)]
+                assert min_users <= count <= len(holders), (node.id, facet_name, key)
                 assert len(set(users[holders])) >= min_users, (node.id, facet_name, key)
+            assert sum(cells.values()) <= node.conversations
 
 
 @pytest.mark.slow
