@@ -224,9 +224,16 @@ class Clio(BaseEstimator):
             scrubbed, entity_counts = self._scrub(scrubber, texts)
         del texts  # from here on, only scrubbed text exists
         embedder = self.embedder if self.embedder is not None else self._default_embedder()
+        facets = [resolve(facet) for facet in self.facets or ()]
+        all_embeddings = None
+        if any(getattr(facet, "embedder", False) is None for facet in facets):
+            # A classifier facet reads the embeddings: computed once, by the embed stage's own path, so that the
+            # clustering gets the very same vectors whether or not they came from the cache (reproducibility).
+            with self._stage("embed"):
+                all_embeddings = self._embed(embedder, scrubbed)
         with self._stage("facets"):
-            facets = [resolve(facet) for facet in self.facets or ()]
-            facet_values = compute_facets(facets, ordered, scrubbed, embedder)
+            facet_embedder = embedder if all_embeddings is None else _Precomputed(embedder, scrubbed, all_embeddings)
+            facet_values = compute_facets(facets, ordered, scrubbed, facet_embedder)
             kept = np.flatnonzero(keep_mask(facet_values, self.facet_filter, len(ordered)))
         self.facet_values_ = {name: _in_input_order(values, order) for name, values in facet_values.items()}
         if len(kept) == 0:
@@ -236,8 +243,11 @@ class Clio(BaseEstimator):
         if n_filtered_out:  # from here on, only the kept conversations
             ordered, scrubbed, order = [ordered[i] for i in kept], [scrubbed[i] for i in kept], [order[i] for i in kept]
             facet_values = {name: [values[i] for i in kept] for name, values in facet_values.items()}
-        with self._stage("embed"):
-            embeddings = self._embed(embedder, scrubbed)
+        if all_embeddings is not None:
+            embeddings = all_embeddings[kept]
+        else:
+            with self._stage("embed"):
+                embeddings = self._embed(embedder, scrubbed)
         with self._stage("reduce"):
             reduced, positions = self._reduce(embeddings, seeds)
         with self._stage("cluster"):
@@ -679,6 +689,24 @@ class Clio(BaseEstimator):
         self.timings_[name] = round(time.perf_counter() - start, 3)
         if self.verbose:
             logger.info("%s: %.1f s", name, self.timings_[name])
+
+
+class _Precomputed:
+    """The pipeline's embedder, answering with the embed stage's vectors for the texts it already embedded."""
+
+    def __init__(self, embedder: Any, texts: Sequence[str], vectors: np.ndarray):
+        self.embedder = embedder
+        self.model_id = getattr(embedder, "model_id", type(embedder).__name__)
+        self.known = dict(zip(texts, vectors, strict=True))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        missing = list(dict.fromkeys(text for text in texts if text not in self.known))
+        if missing:  # e.g. a classifier's label descriptions
+            self.known.update(zip(missing, self.embedder.embed(missing), strict=True))
+        if not texts:
+            return self.embedder.embed([])
+        return np.stack([self.known[text] for text in texts])
 
 
 def _first_label(value: Any) -> Any:
