@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -53,7 +54,9 @@ def _start(tmp_path: Path, name: str, cache: Path) -> tuple[subprocess.Popen, di
     script.write_text(SCRIPT.format(chunk=CHUNK, n=N))
     paths = {"log": tmp_path / f"{name}.scrubbed", "release": tmp_path / name, "work": tmp_path / f"{name}.json"}
     command = [sys.executable, str(script), str(cache), *(str(paths[k]) for k in ("log", "release", "work"))]
-    return subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE), paths
+    # The script lives in tmp_path, so this checkout (clio_lite and fixtures) goes first on the child's path.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE), paths
 
 
 def _finish(process: subprocess.Popen) -> None:
