@@ -432,7 +432,8 @@ def _rederive_facets(
 
 
 def release_strings(release: Release) -> list[tuple[str, str, str]]:
-    """Every free-text string of a release as ``(node_id, field, text)``: name, description and each keyword.
+    """Every free-text string of a release as ``(node_id, field, text)``: name, description, each keyword, and each
+    facet's name and values.
 
     Examples
     --------
@@ -446,6 +447,10 @@ def release_strings(release: Release) -> list[tuple[str, str, str]]:
         strings.append((node.id, "name", node.name))
         strings.append((node.id, "description", node.description))
         strings.extend((node.id, f"keywords[{i}]", keyword) for i, keyword in enumerate(node.keywords))
+        # Facet values are text too (an LLM facet's free-text answer, say): checked like every other string.
+        for facet, cells in sorted(node.facets.items()):
+            strings.append((node.id, "facets", facet))
+            strings.extend((node.id, f"facets[{facet}]", value) for value in sorted(cells))
     return strings
 
 
