@@ -431,7 +431,7 @@ def _rederive_facets(
 # -- text -----------------------------------------------------------------------------------------------------
 
 
-def release_strings(release: Release) -> list[tuple[str, str, str]]:
+def release_strings(release: Release, facets: bool = True) -> list[tuple[str, str, str]]:
     """Every free-text string of a release as ``(node_id, field, text)``: name, description, each keyword, and each
     facet's name and values.
 
@@ -447,8 +447,8 @@ def release_strings(release: Release) -> list[tuple[str, str, str]]:
         strings.append((node.id, "name", node.name))
         strings.append((node.id, "description", node.description))
         strings.extend((node.id, f"keywords[{i}]", keyword) for i, keyword in enumerate(node.keywords))
-        # Facet values are text too (an LLM facet's free-text answer, say): checked like every other string.
-        for facet, cells in sorted(node.facets.items()):
+        # Facet values are text too (an LLM facet's free-text answer, say): scanned for PII and identifiers.
+        for facet, cells in sorted(node.facets.items() if facets else ()):
             strings.append((node.id, "facets", facet))
             strings.extend((node.id, f"facets[{facet}]", value) for value in sorted(cells))
     return strings
@@ -636,7 +636,9 @@ def ngram_users(
 
 
 def _check_rare_ngrams(release: Release, conversations: Any, min_users: int) -> Iterator[Finding]:
-    strings = release_strings(release)
+    # Facet cells are left to the facets check, which holds each value to min_users users of the node as a whole
+    # value; their words are mostly the library's own labels ("en", "turns", "other"), not what users typed.
+    strings = release_strings(release, facets=False)
     grams_of = [{gram for run in data_segments(text) for gram in ngrams(run)} for _, _, text in strings]
     wanted = set().union(*grams_of) if grams_of else set()
     support = ngram_users(wanted, conversations, cap=min_users)

@@ -417,11 +417,13 @@ def test_a_dp_release_whose_noised_counts_contradict_each_other_fails_accounting
 
 
 def test_a_facet_value_is_scanned_like_every_other_release_string(conversations):
-    # An LLM facet's free-text answer is text: a planted e-mail in a facet value fails the pii check, and a rare
-    # phrase only one user typed fails rare_ngrams, each naming the facet.
-    planted = {"1": {"request": {"jane.doe@example.com": 30, "zanzibarian sourdough recipe": 15, "other": 5}}}
+    # An LLM facet's free-text answer is text: a planted e-mail or a user id in a facet value fails, naming the facet.
+    planted = {"1": {"request": {"jane.doe@example.com": 30, "other": 20}}}
     found = errors_by_check(audit(with_facets(planted), conversations))
     assert [(f.node_id, f.field) for f in found["pii"]] == [("1", "facets[request]")]
-    assert ("1", "facets[request]") in [(f.node_id, f.field) for f in found["rare_ngrams"]]
-    clean = {"1": {"request": {"bike chain": 30, "other": 20}}}
-    assert not [f for f in audit(with_facets(clean), conversations).errors if f.field.startswith("facets[")]
+    leaked_id = {"1": {"request": {"asked by u-0003": 30, "other": 20}}}
+    found = errors_by_check(audit(with_facets(leaked_id), conversations))
+    assert [(f.node_id, f.field) for f in found["identifiers"]] == [("1", "facets[request]")]
+    # The library's own labels, typed by few users ("en", "other"), are not rare words of the users'.
+    clean = {"1": {"language": {"en": 30, "other": 20}}}
+    assert not [f for f in audit(with_facets(clean), conversations).errors if f.field.startswith("facets")]
