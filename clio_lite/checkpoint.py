@@ -62,13 +62,14 @@ def describe(value: Any) -> Any:
     return {"class": f"{type(value).__module__}.{type(value).__qualname__}", "params": params}
 
 
-def _versions() -> dict[str, str]:
+def package_versions(packages: Sequence[str]) -> dict[str, str]:
+    """Each package's installed version, or ``"not installed"``."""
     versions = {}
-    for package in _STAGE_PACKAGES:
+    for package in packages:
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
-            versions[package] = "-"
+            versions[package] = "not installed"
     return versions
 
 
@@ -87,7 +88,7 @@ def fingerprint(stage: Any, **extra: Any) -> str:
         "stage": describe(stage),
         "model": model if isinstance(model, str) else None,
         "spacy_model": spacy_model,
-        "versions": _versions(),
+        "versions": package_versions(_STAGE_PACKAGES),
         "extra": describe(extra),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -18,7 +18,6 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .accounting import check_counts_by_stage, check_stage_rows, counts_by_stage
 from .audit import audit
-from .checkpoint import ArrayCheckpoints, ResultCache, fingerprint, hash_array
+from .checkpoint import ArrayCheckpoints, ResultCache, fingerprint, hash_array, package_versions
 from .cluster import HDBSCANClusterer, Hierarchy
 from .embed import SentenceTransformerEmbedder
 from .executor import embed_texts, make_executor, scrub_texts
@@ -606,7 +605,7 @@ class Clio(BaseEstimator):
             "schema_version": SCHEMA_VERSION,
             "config": config,
             "config_hash": hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
-            "versions": _package_versions(),
+            "versions": package_versions(_VERSIONED_PACKAGES),
             "models": {
                 "embedding": getattr(embedder, "model_id", type(embedder).__name__),
                 "embedding_sha256": getattr(embedder, "fingerprint", None),
@@ -777,13 +776,3 @@ def fit_transform_sampled(reducer: Any, X: np.ndarray, limit: int | None, seed: 
         part = rest[start : start + limit]
         out[part] = np.asarray(transform(np.asarray(X[part], dtype=np.float32)), dtype=fitted.dtype)
     return out
-
-
-def _package_versions(packages: Sequence[str] = _VERSIONED_PACKAGES) -> dict[str, str]:
-    versions = {}
-    for package in packages:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
