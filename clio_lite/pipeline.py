@@ -278,13 +278,8 @@ class Clio(BaseEstimator):
         with self._stage("gate"):
             decision = gate(hierarchy.parent, members, user_codes, self.min_users, self.min_conversations)
         with self._stage("name"):
-            released = np.flatnonzero(decision.released)
-            position_of = {node: i for i, node in enumerate(released)}
             depth = hierarchy.depth()
-            to_name = [
-                NodeToName(members[node], position_of.get(hierarchy.parent[node], -1), int(depth[node]))
-                for node in released
-            ]
+            to_name = _nodes_to_name(hierarchy.parent, depth, members, decision.released)
             namer = _or_default(self.namer, KeywordNamer)
             names = namer.name(scrubbed, user_codes, to_name, self.min_users)
         nodes, node_ids = self._released_nodes(hierarchy, depth, members, decision, names, positions)
@@ -302,7 +297,7 @@ class Clio(BaseEstimator):
                 }
                 nodes = [
                     replace(node, facets={name: cells[index] for name, cells in breakdowns.items()})
-                    for node, index in zip(nodes, released, strict=True)
+                    for node, index in zip(nodes, np.flatnonzero(decision.released), strict=True)
                 ]
         self.labels_ = np.full(len(convs), FILTERED_OUT, dtype=object)
         self.labels_[order] = self._labels(hierarchy, decision.released, node_ids, len(ordered))
@@ -352,13 +347,8 @@ class Clio(BaseEstimator):
             decision = dp_gate(hierarchy.parent, members, user_codes, kept, self.min_users, self.min_conversations,
                                budget, rng)
         with self._stage("name"):
-            released = np.flatnonzero(decision.released)
-            position_of = {node: i for i, node in enumerate(released)}
             depth = hierarchy.depth()
-            to_name = [
-                NodeToName(members[node], position_of.get(hierarchy.parent[node], -1), int(depth[node]))
-                for node in released
-            ]
+            to_name = _nodes_to_name(hierarchy.parent, depth, members, decision.released)
             namer = self.namer if isinstance(self.namer, DPKeywordNamer) else DPKeywordNamer()
             names = namer.name(scrubbed, user_codes, to_name, self.min_users, kept=kept,
                                levels=int(depth.max()) if len(depth) else 1, budget=budget, rng=rng)
@@ -721,6 +711,13 @@ def _in_input_order(values: Sequence[Any], order: Sequence[int]) -> np.ndarray:
     for position, value in zip(order, values, strict=True):
         result[position] = value
     return result
+
+
+def _nodes_to_name(parent: np.ndarray, depth: np.ndarray, members: list, released: np.ndarray) -> list[NodeToName]:
+    """The released nodes as the namer sees them: members, the parent's position among them, depth."""
+    kept = np.flatnonzero(released)
+    position_of = {node: i for i, node in enumerate(kept)}
+    return [NodeToName(members[node], position_of.get(parent[node], -1), int(depth[node])) for node in kept]
 
 
 def _or_default(stage: Any, default: type, **params: Any) -> Any:

@@ -21,7 +21,7 @@ from ..audit import ERROR, WARNING, AuditReport, Finding
 from ..release import Release
 from .backends import Backend, Request
 from .parse import parse_score
-from .runner import LLMRunner
+from .runner import runner_for
 
 logger = logging.getLogger(__name__)
 
@@ -122,11 +122,7 @@ class LLMAuditor:
             )
             for node in nodes
         ]
-        runner = LLMRunner(
-            self.backend, cache=self.cache, max_concurrency=self.max_concurrency, max_retries=self.max_retries,
-            backoff=self.backoff, max_tokens=self.max_tokens, max_dollars=self.max_dollars,
-            random_state=self.random_state, verbose=self.verbose,
-        )
+        runner = runner_for(self)
         self.run_ = runner.run(requests, parse=parse_score)
         self.ratings_: dict[str, int | None] = {}
         findings: list[Finding] = []

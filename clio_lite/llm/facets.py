@@ -17,7 +17,7 @@ from typing import Any
 
 from .backends import Backend, Request
 from .parse import ParseError, parse_score, parse_tag
-from .runner import LLMRunner
+from .runner import runner_for
 
 logger = logging.getLogger(__name__)
 
@@ -146,11 +146,7 @@ class LLMFacet:
 
     def compute(self, conversations: Sequence[Any], scrubbed: Sequence[str]) -> list[Any]:
         """One value per conversation from its scrubbed text; ``None`` where the model gave no usable answer."""
-        runner = LLMRunner(
-            self.backend, cache=self.cache, max_concurrency=self.max_concurrency, max_retries=self.max_retries,
-            backoff=self.backoff, max_tokens=self.max_tokens, max_dollars=self.max_dollars,
-            random_state=self.random_state, verbose=self.verbose,
-        )
+        runner = runner_for(self)
         self.run_ = runner.run(self.requests(scrubbed), parse=self.parse)
         values = self.run_.values
         if self.free_text:

@@ -28,7 +28,7 @@ import numpy as np
 from ..name import CHAT_STOP_WORDS, PLACEHOLDER, KeywordNamer, NodeName, NodeToName
 from .backends import Backend, Request
 from .parse import parse_fields
-from .runner import LLMRunner
+from .runner import runner_for
 
 logger = logging.getLogger(__name__)
 
@@ -203,11 +203,7 @@ class LLMNamer:
             if node.parent >= 0:
                 children[node.parent].append(i)
         depths = sorted({node.depth for node in nodes}, reverse=True)
-        runner_params = dict(
-            cache=self.cache, max_concurrency=self.max_concurrency, max_retries=self.max_retries,
-            backoff=self.backoff, random_state=self.random_state, verbose=self.verbose,
-        )
-        runner = LLMRunner(self.backend, **runner_params)
+        runner = runner_for(self, max_tokens=None, max_dollars=None)  # for the estimate; each level gets its budget
         all_requests = [self._request(i, nodes, base, names, children) for i in range(len(nodes)) if base[i].keywords]
         logger.info("LLM naming of %d clusters: %s", len(nodes), runner.estimate(all_requests))
         spent_tokens, spent_dollars, stopped = 0, 0.0, False
@@ -221,11 +217,10 @@ class LLMNamer:
                 for i in level:
                     self.naming_[i] = {"source": "keywords", "reason": "not_run: the budget was reached"}
                 continue
-            runner = LLMRunner(
-                self.backend,
+            runner = runner_for(
+                self,
                 max_tokens=None if self.max_tokens is None else self.max_tokens - spent_tokens,
                 max_dollars=None if self.max_dollars is None else self.max_dollars - spent_dollars,
-                **runner_params,
             )
             requests = [self._request(i, nodes, base, names, children) for i in level]
             report = runner.run(requests, parse=_parse_name)

@@ -366,3 +366,14 @@ class _RunState:
     def _tick(self) -> None:
         if self.bar is not None:
             self.bar.update()
+
+
+def runner_for(stage: Any, **overrides: Any) -> LLMRunner:
+    """An :class:`LLMRunner` with an LLM stage's own settings (its backend, cache, concurrency, retries, backoff,
+    budget, seed and verbosity), some replaced by ``overrides``."""
+    settings = {
+        name: getattr(stage, name)
+        for name in ("cache", "max_concurrency", "max_retries", "backoff", "max_tokens", "max_dollars",
+                     "random_state", "verbose")
+    }
+    return LLMRunner(stage.backend, **{**settings, **overrides})
