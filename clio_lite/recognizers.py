@@ -9,7 +9,9 @@ measured on ``presidio_synth`` by ``benchmarks/scrub.py`` (see ``docs/scrubbing.
 
 from __future__ import annotations
 
+import functools
 import math
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -335,6 +337,32 @@ def _person_after(text: str, start: int, end: int) -> bool:
     return not after.group().startswith(":") or not text[text.rfind("\n", 0, start) + 1 : start].strip(" >")
 
 
+def english_word_test(lexicon: frozenset[str]) -> Callable[[str], bool]:
+    """Whether a token is an English word: a stop word, a name particle, or (with a regular ending removed) a word
+    of ``lexicon``. With an empty lexicon every token counts as English, so no rule fires on foreign-ness alone."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    def is_word(token: str) -> bool:
+        lower = token.lower().rstrip(".").replace("’", "'")
+        if lower in STOP_WORDS or lower in _PARTICLES:
+            return True
+        if not lexicon:
+            return True
+        stem = lower[:-2] if lower.endswith("'s") else lower
+        forms = [stem]
+        for suffix, replacements in _INFLECTIONS:
+            if stem.endswith(suffix):
+                forms.extend(stem[: -len(suffix)] + ending for ending in replacements)
+        return any(form in lexicon for form in forms if len(form) > 2)
+
+    return is_word
+
+
+def product_like(token: str) -> bool:
+    """Capitalised words with an inner capital or a digit (``PyTorch``, ``GPT4``) are products, not names."""
+    return any(char.isupper() for char in token[1:]) or any(char.isdigit() for char in token)
+
+
 def make_name_finder(lexicon: frozenset[str]) -> Callable[[str], Found]:
     """A rule for names spaCy's small model misses, given a set of lower-case English words.
 
@@ -352,21 +380,7 @@ def make_name_finder(lexicon: frozenset[str]) -> Callable[[str], Found]:
     """
     from spacy.lang.en.stop_words import STOP_WORDS
 
-    def is_word(token: str) -> bool:
-        lower = token.lower().rstrip(".").replace("’", "'")
-        if lower in STOP_WORDS or lower in _PARTICLES:
-            return True
-        if not lexicon:
-            return True
-        stem = lower[:-2] if lower.endswith("'s") else lower
-        forms = [stem]
-        for suffix, replacements in _INFLECTIONS:
-            if stem.endswith(suffix):
-                forms.extend(stem[: -len(suffix)] + ending for ending in replacements)
-        return any(form in lexicon for form in forms if len(form) > 2)
-
-    def product_like(token: str) -> bool:
-        return any(char.isupper() for char in token[1:]) or any(char.isdigit() for char in token)
+    is_word = english_word_test(lexicon)
 
     def find(text: str) -> Found:
         strong_ends = {cue.end() for cue in _STRONG_NAME_CUE.finditer(text)}
@@ -408,6 +422,149 @@ def make_name_finder(lexicon: frozenset[str]) -> Callable[[str], Found]:
     return find
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Names from a gazetteer: the US Census Bureau's first names and surnames (the ``names`` package)
+
+
+@dataclass(frozen=True)
+class NameGazetteer:
+    """Lower-case, accent-folded first names and surnames."""
+
+    first_names: frozenset[str]
+    surnames: frozenset[str]
+
+
+@functools.cache
+def name_gazetteer() -> NameGazetteer:
+    """The first names (5,163) and surnames (88,799) of the 1990 US Census, loaded once.
+
+    The lists ship in the ``names`` package (MIT licence; the Census Bureau's data is in the public domain): each
+    line of ``dist.male.first``, ``dist.female.first`` and ``dist.all.last`` starts with a name in capitals.
+    """
+    from importlib.resources import files
+
+    def read(name: str) -> frozenset[str]:
+        text = files("names").joinpath(name).read_text(encoding="ascii")
+        return frozenset(line.split()[0].lower() for line in text.splitlines() if line.strip())
+
+    return NameGazetteer(read("dist.male.first") | read("dist.female.first"), read("dist.all.last"))
+
+
+def fold(word: str) -> str:
+    """``word`` in lower case without accents, the form the gazetteer holds ("Ström" -> "strom")."""
+    if word.isascii():
+        return word.lower()
+    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c)).lower()
+
+
+#: A word on its own: not part of an identifier, path, e-mail, dotted or hyphenated name; a possessive "'s" is kept.
+_GAZETTEER_TOKEN = regex.compile(
+    r"(?<![\p{L}\d_@#/\\.\-])\p{L}+(?:['’]\p{L}+)*(?![\p{L}\d_@/\\]|[.\-]\p{L}|\.\d)"
+)
+_POSSESSIVE = regex.compile(r"['’]s$")
+#: A single-letter middle initial between two lower-case words ("codey m ross"); "a" and "i" are words.
+_MIDDLE_INITIAL = regex.compile(r"\s(?![ai]\b)\p{Ll}\.?\s")
+#: After "Name's", kin and belongings that say the name is a person's ("Franciska's kid").
+_KIN_AFTER_POSSESSIVE = regex.compile(
+    r"\s+(?:kid|kids|child|children|son|daughter|wife|husband|mother|father|mom|mum|dad|brother|sister|parents|"
+    r"family|friend|boyfriend|girlfriend|partner|baby|grandmother|grandfather)\b"
+)
+#: A lower-case list of three or more single words ("silvana, adam, christopher, kristina, chad and caleb").
+_LOWER_LIST = regex.compile(
+    r"(?<![\p{L}\d])\p{Ll}+(?:,\s\p{Ll}+){1,},?\s(?:and|or|&)\s\p{Ll}+(?![\p{L}\d])"
+)
+
+
+def make_gazetteer_name_finder(lexicon: frozenset[str]) -> Callable[[str], Found]:
+    """A rule for names that have no cue but are in the census name lists (:func:`name_gazetteer`).
+
+    ``lexicon`` holds lower-case English words (see :func:`english_word_test`). A word is a *gazetteer name* when
+    its accent-folded form, without a possessive "'s", is a census first name or surname.
+
+    - A capitalised gazetteer name that is not an English word stands alone ("Kastner", "Celina", "Ström's").
+    - A capitalised first name followed by a capitalised surname or non-English word ("Ana Dias"), when one of
+      the two is not an English word.
+    - A capitalised gazetteer name that is also an English word ("Scott", "Destiny", "Will") only beside a sign of
+      a person: a person verb after it ("Scott is a very...", "Jacob lives on"), or a speaker's colon at the start
+      of a line ("Destiny: ...").
+    - Lower-case: a first name and a surname beside a sign of a person ("eva kleist lives at"), a non-English first
+      name as a speaker ("mika: ..."), a name with a middle initial ("codey m ross"), and the items of a list of
+      three or more words most of which are first names ("silvana, adam, christopher, kristina, chad and caleb").
+    - Any capitalised non-English word followed by "'s" and a kin word ("Franciska's kid").
+
+    Capitalised words with an inner capital or a digit are products, and all-capital words acronyms: neither is a
+    name here.
+    """
+    is_word = english_word_test(lexicon)
+    gazetteer = name_gazetteer()
+    first_names, surnames = gazetteer.first_names, gazetteer.surnames
+
+    def find(text: str) -> Found:
+        tokens = [(m.start(), m.end(), _POSSESSIVE.sub("", m.group())) for m in _GAZETTEER_TOKEN.finditer(text)]
+        for index, (start, end, word) in enumerate(tokens):
+            if len(word) < 3:
+                continue
+            key = fold(word)
+            first, last = key in first_names, key in surnames
+            possessive = end - start > len(word)
+            following = None if possessive else _following_name(text, tokens, index)
+            if word[0].isupper() and not product_like(word):
+                english = is_word(word)
+                if not (first or last):
+                    if not english and possessive and _KIN_AFTER_POSSESSIVE.match(text, end):
+                        yield start, end, 0.4
+                    continue
+                if not english or _person_after(text, start, end):
+                    yield start, end, 0.4
+                if first and following:
+                    next_end, next_word, _ = following
+                    if (
+                        next_word[0].isupper()
+                        and not product_like(next_word)
+                        and (fold(next_word) in surnames or not is_word(next_word))
+                        and not (english and is_word(next_word))
+                    ):
+                        yield start, next_end, 0.4
+            elif word.islower() and (first or last):
+                english = is_word(word)
+                if following and following[1].islower():
+                    next_end, next_word, initial = following
+                    both_names = first and fold(next_word) in surnames
+                    if initial and (both_names or not (english and is_word(next_word))) or (
+                        both_names and _person_after(text, start, next_end)
+                    ):
+                        yield start, next_end, 0.4
+                        continue
+                if first and not english and _person_after(text, start, end):
+                    yield start, end, 0.4
+        for listing in _LOWER_LIST.finditer(text):
+            items = [item for item in regex.finditer(r"\p{Ll}+", listing.group()) if item.group() not in ("and", "or")]
+            if len(items) >= 3 and sum(fold(item.group()) in first_names for item in items) * 3 >= len(items) * 2:
+                for item in items:
+                    yield listing.start() + item.start(), listing.start() + item.end(), 0.4
+
+    return find
+
+
+def _following_name(text: str, tokens: list, index: int) -> tuple[int, str, bool] | None:
+    """The end and word of the token that follows token ``index`` after one space, or after a middle initial
+    ("Faina D. Yefremova", "codey m ross"), and whether there was an initial; ``None`` when anything else
+    separates them."""
+    end = tokens[index][1]
+    for step in (1, 2):
+        if index + step >= len(tokens):
+            return None
+        next_start, next_end, next_word = tokens[index + step]
+        gap = text[end:next_start]
+        if step == 1 and len(next_word) == 1 and gap == " " and next_word not in "aAI":
+            end = next_end + (text[next_end : next_end + 1] == ".")
+            continue
+        if gap != " ":
+            return None
+        return next_end, next_word, step == 2
+    return None
+
+
 _LIST_ITEM = regex.compile(r"(?<![\p{L}\d])\p{Lu}[\p{L}'’\-]+(?![\p{L}\d])")
 #: Capitalised words joined by commas and "and"/"or" ("Kónya, Becker and Vasquez").
 _NAME_LIST = regex.compile(
@@ -427,7 +584,7 @@ def propagate_names(text: str, spans: list[Span]) -> list[Span]:
     ['Maciej Borkowski', 'Borkowski']
     """
     words = {
-        word
+        _POSSESSIVE.sub("", word)
         for span in spans
         if span.entity_type == "PERSON"
         for word in _NAME_PART.findall(text, span.start, span.end)
@@ -435,7 +592,12 @@ def propagate_names(text: str, spans: list[Span]) -> list[Span]:
     }
     if not words:
         return spans
-    extra = [Span(m.start(), m.end(), "PERSON", 0.4) for m in _NAME_PART.finditer(text) if m.group() in words]
+    # A possessive is the same name ("Emmie Ström's Tales ... early Ström").
+    extra = [
+        Span(m.start(), m.end(), "PERSON", 0.4)
+        for m in _NAME_PART.finditer(text)
+        if _POSSESSIVE.sub("", m.group()) in words
+    ]
     people = [span for span in [*spans, *extra] if span.entity_type == "PERSON"]
     for listing in _NAME_LIST.finditer(text):
         items = list(_LIST_ITEM.finditer(text, listing.start(), listing.end()))
@@ -596,4 +758,5 @@ def build_recognizers(lexicon: frozenset[str]) -> list:
 
     recognizers = [RuleRecognizer(entity, rule, f"clio_lite_{rule.__name__}") for entity, rule in RULES.items()]
     recognizers.append(RuleRecognizer("PERSON", make_name_finder(lexicon), "clio_lite_find_names"))
+    recognizers.append(RuleRecognizer("PERSON", make_gazetteer_name_finder(lexicon), "clio_lite_find_census_names"))
     return recognizers
