@@ -475,7 +475,9 @@ _LOWER_LIST = regex.compile(
 )
 
 
-def make_gazetteer_name_finder(lexicon: frozenset[str]) -> Callable[[str], Found]:
+def make_gazetteer_name_finder(
+    lexicon: frozenset[str], common_words: frozenset[str] = frozenset()
+) -> Callable[[str], Found]:
     """A rule for names that have no cue but are in the census name lists (:func:`name_gazetteer`).
 
     ``lexicon`` holds lower-case English words (see :func:`english_word_test`). A word is a *gazetteer name* when
@@ -495,6 +497,8 @@ def make_gazetteer_name_finder(lexicon: frozenset[str]) -> Callable[[str], Found
     Capitalised words with an inner capital or a digit are products, and all-capital words acronyms: neither is a
     name here.
     """
+    from spacy.lang.en.stop_words import STOP_WORDS
+
     is_word = english_word_test(lexicon)
     gazetteer = name_gazetteer()
     first_names, surnames = gazetteer.first_names, gazetteer.surnames
@@ -502,9 +506,9 @@ def make_gazetteer_name_finder(lexicon: frozenset[str]) -> Callable[[str], Found
     def find(text: str) -> Found:
         tokens = [(m.start(), m.end(), _POSSESSIVE.sub("", m.group())) for m in _GAZETTEER_TOKEN.finditer(text)]
         for index, (start, end, word) in enumerate(tokens):
-            if len(word) < 3:
-                continue
             key = fold(word)
+            if len(word) < 3 or key in STOP_WORDS:
+                continue
             first, last = key in first_names, key in surnames
             possessive = end - start > len(word)
             following = None if possessive else _following_name(text, tokens, index)
@@ -514,15 +518,19 @@ def make_gazetteer_name_finder(lexicon: frozenset[str]) -> Callable[[str], Found
                     if not english and possessive and _KIN_AFTER_POSSESSIVE.match(text, end):
                         yield start, end, 0.4
                     continue
-                if not english or _person_after(text, start, end):
+                # An English word that WordNet knows only as a noun is often a person or place ("Scott").
+                proper = not english or bool(common_words) and key not in common_words and key not in _CALENDAR
+                if not english or first and (
+                    _person_after(text, start, end) or proper and _mid_sentence(text, tokens, index)
+                ):
                     yield start, end, 0.4
-                if first and following:
+                if first and following and not _after_determiner(tokens, index):
                     next_end, next_word, _ = following
                     if (
                         next_word[0].isupper()
                         and not product_like(next_word)
                         and (fold(next_word) in surnames or not is_word(next_word))
-                        and not (english and is_word(next_word))
+                        and (proper or not is_word(next_word))
                     ):
                         yield start, next_end, 0.4
             elif word.islower() and (first or last):
@@ -544,6 +552,38 @@ def make_gazetteer_name_finder(lexicon: frozenset[str]) -> Callable[[str], Found
                     yield listing.start() + item.start(), listing.start() + item.end(), 0.4
 
     return find
+
+
+#: After these a capitalised word is a place more often than a person ("in Virginia", "near Austin").
+_PLACE_PREPOSITIONS = frozenset({"in", "at", "near", "across", "around", "throughout", "outside", "inside", "via"})
+_DETERMINERS = frozenset({"the", "a", "an", "this", "that", "these", "those", "our", "their", "its"})
+_CALENDAR = frozenset(
+    {
+        "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
+        "december", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "jan", "feb", "mar",
+        "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
+    }
+)
+
+
+def _after_determiner(tokens: list, index: int) -> bool:
+    """Whether token ``index`` follows "the", "a" or "this": a title or a thing ("The Princess Royal"), not a name."""
+    return index > 0 and tokens[index - 1][2].lower() in _DETERMINERS
+
+
+def _mid_sentence(text: str, tokens: list, index: int) -> bool:
+    """Whether token ``index`` is a capitalised word alone inside a sentence: after a lower-case word (and at most
+    a comma), before no other capitalised word; such a word is a proper name ("leave me Victoria, four...")."""
+    start, end, word = tokens[index]
+    if index == 0:
+        return False
+    previous_end, previous = tokens[index - 1][1:]
+    if not previous.islower() or previous in _PLACE_PREPOSITIONS or previous in _DETERMINERS:
+        return False
+    if text[previous_end:start] not in (" ", ", "):
+        return False
+    following = tokens[index + 1] if index + 1 < len(tokens) else None
+    return not (following and following[2][:1].isupper() and text[end : following[0]] == " ")
 
 
 def _following_name(text: str, tokens: list, index: int) -> tuple[int, str, bool] | None:
@@ -736,8 +776,9 @@ RULES: dict[str, Callable[[str], Found]] = {
 }
 
 
-def build_recognizers(lexicon: frozenset[str]) -> list:
-    """Presidio recognizers for every rule of this module; ``lexicon`` holds lower-case English words."""
+def build_recognizers(lexicon: frozenset[str], common_words: frozenset[str] = frozenset()) -> list:
+    """Presidio recognizers for every rule of this module; ``lexicon`` holds lower-case English words and
+    ``common_words`` those of them that are not only nouns (see :func:`make_gazetteer_name_finder`)."""
     from presidio_analyzer import EntityRecognizer, RecognizerResult
 
     class RuleRecognizer(EntityRecognizer):
@@ -758,5 +799,6 @@ def build_recognizers(lexicon: frozenset[str]) -> list:
 
     recognizers = [RuleRecognizer(entity, rule, f"clio_lite_{rule.__name__}") for entity, rule in RULES.items()]
     recognizers.append(RuleRecognizer("PERSON", make_name_finder(lexicon), "clio_lite_find_names"))
-    recognizers.append(RuleRecognizer("PERSON", make_gazetteer_name_finder(lexicon), "clio_lite_find_census_names"))
+    recognizers.append(RuleRecognizer("PERSON", make_gazetteer_name_finder(lexicon, common_words),
+                                        "clio_lite_find_census_names"))
     return recognizers

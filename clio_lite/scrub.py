@@ -195,6 +195,7 @@ class PresidioScrubber:
             nlp_engine = provider.create_engine()
             nlp = nlp_engine.nlp["en"]
             lexicon = _english_lexicon(nlp)
+            common_words = _english_lexicon(nlp, ("verb", "adj", "adv"))
             if self.spacy_components is not None:
                 _keep_only(nlp, self.spacy_components)
             registry = RecognizerRegistry(supported_languages=["en"])
@@ -203,7 +204,7 @@ class PresidioScrubber:
                 # clio_lite's phone rule finds every number Presidio's phonenumbers-based recognizer finds on the
                 # benchmark, at a fifth of the scrubber's time less.
                 registry.remove_recognizer("PhoneRecognizer")
-                for recognizer in build_recognizers(lexicon):
+                for recognizer in build_recognizers(lexicon, common_words):
                     registry.add_recognizer(recognizer)
             analyzer = AnalyzerEngine(
                 nlp_engine=nlp_engine,
@@ -281,13 +282,18 @@ def _keep_only(nlp, components: Sequence[str]) -> None:
             nlp.disable_pipe(name)
 
 
-def _english_lexicon(nlp) -> frozenset[str]:
-    """Lower-case English words known to the model's lemmatizer (WordNet's index); empty if it has none."""
+def _english_lexicon(nlp, parts_of_speech: Sequence[str] | None = None) -> frozenset[str]:
+    """Lower-case English words known to the model's lemmatizer (WordNet's index); empty if it has none.
+
+    ``parts_of_speech`` ("noun", "verb", "adj", "adv") keeps the words of those parts only: WordNet's nouns include
+    people and places ("scott", "victoria"), its verbs, adjectives and adverbs are common words ("will", "rose").
+    """
     try:
         table = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_index")
     except (KeyError, ValueError, AttributeError):
         return frozenset()
     words: set[str] = set()
-    for pos_words in table.values():
+    tables = table.values() if parts_of_speech is None else [table.get(pos, []) for pos in parts_of_speech]
+    for pos_words in tables:
         words.update(word for word in pos_words if "_" not in word)
     return frozenset(words)
