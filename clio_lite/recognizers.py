@@ -469,6 +469,10 @@ _KIN_AFTER_POSSESSIVE = regex.compile(
     r"\s+(?:kid|kids|child|children|son|daughter|wife|husband|mother|father|mom|mum|dad|brother|sister|parents|"
     r"family|friend|boyfriend|girlfriend|partner|baby|grandmother|grandfather)\b"
 )
+#: A name alone on the line after a closing ("Best regards,\nScott", "Thanks,\nAna Dias").
+_SIGNATURE = regex.compile(
+    r"(?m)^[ \t>]*\p{L}+(?:[ \t]\p{L}+){0,2},[ \t]*\n[ \t>]*(\p{Lu}\p{Ll}+(?:[ \t]\p{Lu}\p{Ll}+)?)[ \t]*$"
+)
 #: A lower-case list of three or more single words ("silvana, adam, christopher, kristina, chad and caleb").
 _LOWER_LIST = regex.compile(
     r"(?<![\p{L}\d])\p{Ll}+(?:,\s\p{Ll}+){1,},?\s(?:and|or|&)\s\p{Ll}+(?![\p{L}\d])"
@@ -493,6 +497,7 @@ def make_gazetteer_name_finder(
       name as a speaker ("mika: ..."), a name with a middle initial ("codey m ross"), and the items of a list of
       three or more words most of which are first names ("silvana, adam, christopher, kristina, chad and caleb").
     - Any capitalised non-English word followed by "'s" and a kin word ("Franciska's kid").
+    - A first name (and surname) alone on the line after a closing ("Best regards,\nScott").
 
     Capitalised words with an inner capital or a digit are products, and all-capital words acronyms: neither is a
     name here.
@@ -545,6 +550,9 @@ def make_gazetteer_name_finder(
                         continue
                 if first and not english and _person_after(text, start, end):
                     yield start, end, 0.4
+        for signature in _SIGNATURE.finditer(text):
+            if fold(signature.group(1).split()[0]) in first_names:
+                yield signature.start(1), signature.end(1), 0.4
         for listing in _LOWER_LIST.finditer(text):
             items = [item for item in regex.finditer(r"\p{Ll}+", listing.group()) if item.group() not in ("and", "or")]
             if len(items) >= 3 and sum(fold(item.group()) in first_names for item in items) * 3 >= len(items) * 2:
