@@ -564,6 +564,13 @@ def make_gazetteer_name_finder(
 
 #: After these a capitalised word is a place more often than a person ("in Virginia", "near Austin").
 _PLACE_PREPOSITIONS = frozenset({"in", "at", "near", "across", "around", "throughout", "outside", "inside", "via"})
+#: Verbs that take a person after "to" or "from" ("gave it to Anna", "said Željko to Teresa", "heard from Scott").
+_GIVING = regex.compile(
+    r"(?i)\b(?:said|says|say|told|tell|gave|give|gives|given|sent|send|sends|wrote|write|writes|talked|talk|spoke|"
+    r"speak|sang|sing|introduced|married|belongs?|belonged|lent|lend|owe[sd]?|handed|hand|showed|show|heard|hear|"
+    r"letter|message|email|call|calls|called|reply|replied|listen|listened|explained|explain|apologi[sz]ed)\b"
+    r"[^.!?\n]*\s(?:to|from)\s$"
+)
 _DETERMINERS = frozenset({"the", "a", "an", "this", "that", "these", "those", "our", "their", "its"})
 _CALENDAR = frozenset(
     {
@@ -589,6 +596,9 @@ def _mid_sentence(text: str, tokens: list, index: int) -> bool:
     if not previous.islower() or previous in _PLACE_PREPOSITIONS or previous in _DETERMINERS:
         return False
     if text[previous_end:start] not in (" ", ", "):
+        return False
+    # "to" and "from" lead to places ("a trip to Paris") unless a person verb comes first ("said it to Teresa").
+    if previous in ("to", "from") and not _GIVING.search(text, max(0, start - 60), start):
         return False
     following = tokens[index + 1] if index + 1 < len(tokens) else None
     return not (following and following[2][:1].isupper() and text[end : following[0]] == " ")

@@ -17,8 +17,11 @@ from clio_lite.recognizers import (
     find_phone_numbers,
     find_street_addresses,
     find_zip_codes,
+    fold,
+    make_gazetteer_name_finder,
     make_name_finder,
     merge_spans,
+    name_gazetteer,
     propagate_names,
     shannon_entropy,
 )
@@ -174,6 +177,84 @@ def test_names_propagate_to_repeats_and_lists():
     text = "our 3 founders: Kónya, Becker and Vasquez."
     spans = propagate_names(text, [Span(16, 21, "PERSON")])
     assert {text[s.start : s.end] for s in spans} == {"Kónya", "Becker", "Vasquez"}
+
+
+def test_names_propagate_to_the_bare_form_of_a_possessive():
+    text = "from Emmie Ström's Cautionary Tales. Better than early Ström?"
+    spans = propagate_names(text, [Span(5, 18, "PERSON")])
+    assert [text[s.start : s.end] for s in spans] == ["Emmie Ström's", "Ström"]
+
+
+def test_the_census_gazetteer_is_loaded_once_and_folded():
+    gazetteer = name_gazetteer()
+    assert gazetteer is name_gazetteer()
+    assert isinstance(gazetteer.first_names, frozenset) and len(gazetteer.first_names) > 5000
+    assert {"scott", "celina", "destiny"} <= gazetteer.first_names
+    assert {"kastner", "dias", "strom"} <= gazetteer.surnames
+    assert "python" not in gazetteer.first_names | gazetteer.surnames
+    assert fold("Ström") == "strom" and fold("Bártová") == "bartova" and fold("Ana") == "ana"
+
+
+@pytest.fixture(scope="module")
+def find_census_names():
+    import spacy
+
+    nlp = spacy.load(resolve_spacy_model(None))
+    return make_gazetteer_name_finder(_english_lexicon(nlp), _english_lexicon(nlp, ("verb", "adj", "adv")))
+
+
+def test_wordnet_nouns_that_are_names_are_not_common_words():
+    import spacy
+
+    common = _english_lexicon(spacy.load(resolve_spacy_model(None)), ("verb", "adj", "adv"))
+    assert {"will", "rose", "mark", "grant"} <= common
+    assert not {"scott", "victoria", "fletcher"} & common
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("This song by ex-Zombie Kastner is a perfect example", {"Kastner"}),  # not English: alone
+        ("Scott is a very sympathetic person.", {"Scott"}),  # English word + a person verb
+        ("Jacob lives on 90 Whitchurch Road street.", {"Jacob"}),
+        ("Destiny: Remember me, Maria?", {"Destiny"}),  # a speaker at the start of a line
+        ("to leave me Victoria, four hungry children", {"Victoria"}),  # a WordNet-noun first name mid-sentence
+        ("I'm so jealous! said Željko to Teresa", {"Teresa"}),  # "to" after a person verb
+        ("I gave the keys to Victoria yesterday", {"Victoria"}),
+        ("Billing address: Ana Dias\n    31401 ul. Słowicza 10", {"Ana Dias"}),  # first name + surname
+        (">Fletcher Hill\n>Ussearch", {"Fletcher Hill"}),
+        ("between him and Franciska's kid;", {"Franciska's"}),  # possessive + kin
+        ("eva kleist lives at 255 hersnapvej 18", {"eva kleist"}),  # lower case needs a person verb
+        ("the codey m ross version recorded", {"codey m ross"}),  # or a middle initial
+        ('mika: "who are you?"', {"mika"}),
+        ("they had 6: silvana, adam, christopher, kristina, chad and caleb.",
+         {"silvana", "adam", "christopher", "kristina", "chad", "caleb"}),
+        ("Best regards,\nFletcher", {"Fletcher"}),  # a signature after a closing
+    ],
+)
+def test_census_names_are_found_without_other_cues(find_census_names, text, names):
+    assert names <= found(find_census_names, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Will you help me with Python and Django?",  # a common word that is also a name, at a sentence start
+        "Mark the file as done and Grant access to Bill Payment",  # common words leading pairs
+        "Capitalized words like Wisdom and Discipline are often mistaken with names.",  # English surnames alone
+        "The Princess Royal arrived this morning",  # a title after "the"
+        "a new office in Virginia next June",  # places after "in", months
+        "Plan a 5 day trip to Paris",  # after "to" without a person verb, a place
+        "hope is very important",  # lower-case English first name
+        "You said it",  # stop words are never names
+        "the languages: python, java and rust",  # a list of things
+        "the rose said nothing to anna",  # lower-case names need a cue
+        "How do I deploy on Ubuntu with Nginx?",
+        "class PyTorchModel: pass",
+    ],
+)
+def test_census_names_rule_leaves_common_words_and_things_alone(find_census_names, text):
+    assert found(find_census_names, text) == set()
 
 
 def test_entropy_separates_keys_from_words():
