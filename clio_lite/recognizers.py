@@ -120,7 +120,8 @@ _NOT_ADDRESS_NUMBERS = regex.compile(
 )
 #: A following line that continues an address block: a unit, a city in capitals, a country and postcode, a state.
 _ADDRESS_LINE = regex.compile(
-    rf"(?i:{_UNIT})|(?-i:[\p{{Lu}}\s\-'.]+)|(?:[\p{{L}}'\-.]+[ ,]+){{0,3}}\d{{3,6}}(?:[ \-]\d{{2,4}})?|"
+    rf"(?i:{_UNIT})|(?-i:[\p{{Lu}}\s\-'.]+)|"
+    rf"(?:[\p{{L}}'\-.]+[ ,]+){{0,3}}(?:\d{{3,6}}(?:[ \-]\d{{2,4}})?|\d{{2}}-\d{{3}})|"
     r"[\p{L}\s\-'.]{2,30},?\s*\(?[\p{L}\s]*\)?\s*\d{3,6}|,?\s*\p{L}{2}|nan|[\p{L} ]{2,30},\s*\p{Lu}{2}(?:\s+\d{5})?|"
     r"\p{L}[\p{L}\-'.]*(?:\s+\p{L}[\p{L}\-'.]*){0,3}"
 )
@@ -226,7 +227,8 @@ def find_phone_numbers(text: str) -> Found:
 _ZIP_CUE = regex.compile(r"(?i)\b(?:zip(?:\s*code)?|postal\s*code|post\s*code|postcode|plz|cep)\b\s*(?:is|:)?\s*")
 _ZIP_VALUE = regex.compile(r"\d{3,5}(?:[\s\-]\d{2,4})?(?:\s?\p{Lu}{2})?\b|\p{Lu}\d\p{Lu}\s?\d\p{Lu}\d\b")
 _PLACE_ZIP = regex.compile(
-    r"\b(?:in|at|near)\s+(?:\p{Lu}[\p{L}\-']+\s+){1,3}(?!(?:19|20)\d\d\b)(\d{4,5}|\d{3}\s\d{2}|\d{2}-\d{3})\b"
+    r"\b(?:in|at|near)\s+\p{Lu}[\p{L}\-']+\s+(?:\p{Lu}[\p{L}\-']*\s+){0,2}(?!(?:19|20)\d\d\b)"
+    r"(\d{4,5}|\d{3}\s\d{2}|\d{2}-\d{3})\b"
 )
 _UK_POSTCODE = regex.compile(r"\b(?-i:[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2})\b")
 _CANADA_POSTCODE = regex.compile(r"\b(?-i:[A-Z]\d[A-Z]\s?\d[A-Z]\d)\b")

@@ -46,6 +46,7 @@ POSITIVES = [
     (find_zip_codes, "postcode SW1A 1AA", "SW1A 1AA"),
     (find_zip_codes, "Denver, CO 80203", "80203"),
     (find_zip_codes, "to support Acme in Espoo 02100 in its mission", "02100"),
+    (find_zip_codes, "to support Acme in København K 1421 in its mission", "1421"),  # a district letter
     (find_street_addresses, "I live at 42 Elm Street, Springfield", "42 Elm Street, Springfield"),
     (find_street_addresses, "send it to 7494 Hlíðarvegur 97", "7494 Hlíðarvegur 97"),
     (find_street_addresses, "Megan lives on Via Tasso 129", "Via Tasso 129"),
@@ -54,6 +55,8 @@ POSITIVES = [
     (find_street_addresses, "meet me at 2407 tawastintie 6, sé, portugal", "2407 tawastintie 6, sé, portugal"),
     (find_street_addresses, "Name: Ann\n3654 Brixtonlaan 380\nSuite 727\nCharleroi\nBelgium 42940",
      "3654 Brixtonlaan 380\nSuite 727\nCharleroi\nBelgium 42940"),
+    (find_street_addresses, "Address: Ana\n31401 ul. Słowicza 10 Apt. 360\nWrocław\n53-320",
+     "31401 ul. Słowicza 10 Apt. 360\nWrocław\n53-320"),  # a Polish postcode ends the block
     (find_handles, "follow @jane_doe for updates", "@jane_doe"),
     (find_handles, "ping @Bob42 about it", "@Bob42"),
     (find_obfuscated_emails, "write to john at example dot com", "john at example dot com"),
