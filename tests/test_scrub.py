@@ -75,6 +75,21 @@ def test_new_kinds_of_personal_data_become_placeholders(scrubber):
     )
 
 
+def test_names_without_a_cue_are_found_by_the_census_gazetteer(scrubber):
+    texts = [
+        "Scott is a very sympathetic person.",
+        "This song by ex-Zombie Kastner is a perfect example",
+        "I gave the keys to Victoria yesterday",
+        "Plan a 5 day trip to Paris and Will you book it?",
+    ]
+    assert scrubber.scrub(texts).texts == [
+        "<PERSON> is a very sympathetic person.",
+        "This song by ex-Zombie <PERSON> is a perfect example",
+        "I gave the keys to <PERSON> yesterday",
+        "Plan a 5 day trip to Paris and Will you book it?",
+    ]
+
+
 def test_numbers_that_are_not_personal_stay(scrubber):
     text = "Upgrade from version 1.2.3 to 10.0.2 cost $1,299.99 in 2019-2020; the meeting is at 12:30 on 2024-05-01."
     assert scrubber.scrub([text]).texts == [text]
@@ -135,11 +150,11 @@ RECALL_FLOORS = {
     "CREDIT_CARD": 0.97,
     "PHONE_NUMBER": 0.97,
     "STREET_ADDRESS": 0.96,
-    "ZIP_CODE": 0.86,
-    "PERSON": 0.90,
+    "ZIP_CODE": 0.95,
+    "PERSON": 0.96,
 }
-IDENTIFYING_RECALL_FLOOR = 0.95
-CHARACTER_PRECISION_FLOOR = 0.85
+IDENTIFYING_RECALL_FLOOR = 0.97
+CHARACTER_PRECISION_FLOOR = 0.9
 
 
 @pytest.mark.slow
