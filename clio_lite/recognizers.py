@@ -484,25 +484,38 @@ _LOWER_LIST = regex.compile(
 def make_gazetteer_name_finder(
     lexicon: frozenset[str], common_words: frozenset[str] = frozenset()
 ) -> Callable[[str], Found]:
-    """A rule for names that have no cue but are in the census name lists (:func:`name_gazetteer`).
+    r"""A rule for names that have no cue but are in the census name lists (:func:`name_gazetteer`).
 
-    ``lexicon`` holds lower-case English words (see :func:`english_word_test`). A word is a *gazetteer name* when
-    its accent-folded form, without a possessive "'s", is a census first name or surname.
+    ``lexicon`` holds lower-case English words (see :func:`english_word_test`), ``common_words`` those WordNet also
+    knows as a verb, adjective or adverb ("will", "rose"): an English first name outside them is a WordNet noun
+    only, often a person or place ("scott", "victoria"). Without ``common_words`` every English word counts as
+    common. A word is a *census name* when its accent-folded form, without a possessive "'s", is a census first
+    name or surname; stop words never are.
 
-    - A capitalised gazetteer name that is not an English word stands alone ("Kastner", "Celina", "Ström's").
-    - A capitalised first name followed by a capitalised surname or non-English word ("Ana Dias"), when one of
-      the two is not an English word.
-    - A capitalised gazetteer name that is also an English word ("Scott", "Destiny", "Will") only beside a sign of
-      a person: a person verb after it ("Scott is a very...", "Jacob lives on"), or a speaker's colon at the start
-      of a line ("Destiny: ...").
+    - A capitalised census name that is not an English word stands alone ("Kastner", "Celina", "Ström's").
+    - A capitalised first name followed by a capitalised surname or non-English word ("Ana Dias", "Fletcher Hill"),
+      unless both are English and the first is a common word ("Will Power") or a determiner comes before ("The
+      Princess Royal").
+    - A capitalised first name that is an English word only beside a sign of a person: a person verb after it
+      ("Scott is a very...", "Jacob lives on"), a speaker's colon at the start of a line ("Destiny: ..."), or,
+      when it is not a common word, alone in mid-sentence (:func:`_mid_sentence`: "leave me Victoria, four...").
+      An English surname ("Wisdom", "Hill") never stands alone.
     - Lower-case: a first name and a surname beside a sign of a person ("eva kleist lives at"), a non-English first
       name as a speaker ("mika: ..."), a name with a middle initial ("codey m ross"), and the items of a list of
-      three or more words most of which are first names ("silvana, adam, christopher, kristina, chad and caleb").
+      three or more words two thirds of which are first names ("silvana, adam, christopher, kristina, chad and
+      caleb").
     - Any capitalised non-English word followed by "'s" and a kin word ("Franciska's kid").
     - A first name (and surname) alone on the line after a closing ("Best regards,\nScott").
 
     Capitalised words with an inner capital or a digit are products, and all-capital words acronyms: neither is a
     name here.
+
+    Examples
+    --------
+    >>> find = make_gazetteer_name_finder(frozenset({"scott", "sympathetic", "person"}))
+    >>> text = "Scott is a very sympathetic person. Kastner agrees."
+    >>> [text[start:end] for start, end, _ in find(text)]
+    ['Scott', 'Kastner']
     """
     from spacy.lang.en.stop_words import STOP_WORDS
 
