@@ -498,7 +498,8 @@ def make_gazetteer_name_finder(
       Princess Royal").
     - A capitalised first name that is an English word only beside a sign of a person: a person verb after it
       ("Scott is a very...", "Jacob lives on"), a speaker's colon at the start of a line ("Destiny: ..."), or,
-      when it is not a common word, alone in mid-sentence (:func:`_mid_sentence`: "leave me Victoria, four...").
+      when it is not a common word, in a possessive ("Sarah's car") or alone in mid-sentence
+      (:func:`_mid_sentence`: "leave me Victoria, four...").
       An English surname ("Wisdom", "Hill") never stands alone.
     - Lower-case: a first name and a surname beside a sign of a person ("eva kleist lives at"), a non-English first
       name as a speaker ("mika: ..."), a name with a middle initial ("codey m ross"), and the items of a list of
@@ -541,7 +542,7 @@ def make_gazetteer_name_finder(
                 # An English word that WordNet knows only as a noun is often a person or place ("Scott").
                 proper = not english or bool(common_words) and key not in common_words and key not in _CALENDAR
                 if not english or first and (
-                    _person_after(text, start, end) or proper and _mid_sentence(text, tokens, index)
+                    _person_after(text, start, end) or proper and (possessive or _mid_sentence(text, tokens, index))
                 ):
                     yield start, end, 0.4
                 if first and following and not _after_determiner(tokens, index):

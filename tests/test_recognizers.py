@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clio_lite.recognizers import (
@@ -227,6 +227,7 @@ def test_wordnet_nouns_that_are_names_are_not_common_words():
         ("Billing address: Ana Dias\n    31401 ul. Słowicza 10", {"Ana Dias"}),  # first name + surname
         (">Fletcher Hill\n>Ussearch", {"Fletcher Hill"}),
         ("between him and Franciska's kid;", {"Franciska's"}),  # possessive + kin
+        ("Sarah's car is red", {"Sarah's"}),  # a possessive WordNet-noun first name
         ("eva kleist lives at 255 hersnapvej 18", {"eva kleist"}),  # lower case needs a person verb
         ("the codey m ross version recorded", {"codey m ross"}),  # or a middle initial
         ('mika: "who are you?"', {"mika"}),
@@ -245,6 +246,7 @@ def test_census_names_are_found_without_other_cues(find_census_names, text, name
         "Will you help me with Python and Django?",  # a common word that is also a name, at a sentence start
         "Mark the file as done and Grant access to Bill Payment",  # common words leading pairs
         "Capitalized words like Wisdom and Discipline are often mistaken with names.",  # English surnames alone
+        "Grace's period ends and Will's power grows",  # possessives of common words
         "The Princess Royal arrived this morning",  # a title after "the"
         "a new office in Virginia next June",  # places after "in", months
         "Plan a 5 day trip to Paris",  # after "to" without a person verb, a place
@@ -258,6 +260,36 @@ def test_census_names_are_found_without_other_cues(find_census_names, text, name
 )
 def test_census_names_rule_leaves_common_words_and_things_alone(find_census_names, text):
     assert found(find_census_names, text) == set()
+
+
+@pytest.fixture(scope="module")
+def census_first_names() -> dict[str, list[str]]:
+    """Census first names that are not English words, and those that are common English words (not stop words,
+    which are never names)."""
+    import spacy
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    nlp = spacy.load(resolve_spacy_model(None))
+    lexicon, common = _english_lexicon(nlp), _english_lexicon(nlp, ("verb", "adj", "adv"))
+    names = sorted(name for name in name_gazetteer().first_names if len(name) >= 3)
+    return {
+        "foreign": [name for name in names if name not in lexicon and name.isalpha()],
+        "common": [name for name in names if name in common and name.isalpha() and name not in STOP_WORDS],
+    }
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_foreign_census_first_name_is_found_and_common_words_need_a_cue(
+    find_census_names, census_first_names, data
+):
+    foreign = data.draw(st.sampled_from(census_first_names["foreign"])).capitalize()
+    common = data.draw(st.sampled_from(census_first_names["common"])).capitalize()
+    text = f"{common} the report before noon. I think {foreign} wrote it."
+    spans = found(find_census_names, text)
+    assert foreign in spans
+    assert common not in spans
+    assert found(find_census_names, f"{common} is very kind") == {common}  # a person verb makes it a name
 
 
 def test_entropy_separates_keys_from_words():
