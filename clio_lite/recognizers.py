@@ -471,6 +471,14 @@ _KIN_AFTER_POSSESSIVE = regex.compile(
     r"\s+(?:kid|kids|child|children|son|daughter|wife|husband|mother|father|mom|mum|dad|brother|sister|parents|"
     r"family|friend|boyfriend|girlfriend|partner|baby|grandmother|grandfather)\b"
 )
+#: Code declares names of its own ("class Foo", "new Paris()"); a word followed by these is a product ("Seaborn code").
+_CODE_BEFORE = frozenset(
+    {"class", "def", "struct", "interface", "enum", "new", "import", "extends", "implements", "fn"}
+)
+_THING_AFTER = regex.compile(
+    r"(?i)[ \t]+(?:code|library|libraries|package|module|framework|api|sdk|plugin|app|model|dataset|function|class|"
+    r"method|script|version|server|file|files|plot|chart|docs|documentation|syntax|project|repo|repository|command)\b"
+)
 #: A name alone on the line after a closing ("Best regards,\nScott", "Thanks,\nAna Dias").
 _SIGNATURE = regex.compile(
     r"(?m)^[ \t>]*\p{L}+(?:[ \t]\p{L}+){0,2},[ \t]*\n[ \t>]*(\p{Lu}\p{Ll}+(?:[ \t]\p{Lu}\p{Ll}+)?)[ \t]*$"
@@ -509,7 +517,7 @@ def make_gazetteer_name_finder(
     - A first name (and surname) alone on the line after a closing ("Best regards,\nScott").
 
     Capitalised words with an inner capital or a digit are products, and all-capital words acronyms: neither is a
-    name here.
+    name here, nor is a word that code declares ("class Foo") or that names a thing ("Seaborn code").
 
     Examples
     --------
@@ -534,6 +542,8 @@ def make_gazetteer_name_finder(
             possessive = end - start > len(word)
             following = None if possessive else _following_name(text, tokens, index)
             if word[0].isupper() and not product_like(word):
+                if index and tokens[index - 1][2] in _CODE_BEFORE or _THING_AFTER.match(text, end):
+                    continue
                 english = is_word(word)
                 if not (first or last):
                     if not english and possessive and _KIN_AFTER_POSSESSIVE.match(text, end):

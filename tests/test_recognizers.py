@@ -256,6 +256,8 @@ def test_census_names_are_found_without_other_cues(find_census_names, text, name
         "the rose said nothing to anna",  # lower-case names need a cue
         "How do I deploy on Ubuntu with Nginx?",
         "class PyTorchModel: pass",
+        "class Foo {\n  bar: string;\n}",  # a name code declares
+        "Can you give me some Seaborn code for plotting",  # a census surname used for a product
     ],
 )
 def test_census_names_rule_leaves_common_words_and_things_alone(find_census_names, text):
