@@ -464,8 +464,6 @@ _GAZETTEER_TOKEN = regex.compile(
     r"(?<![\p{L}\d_@#/\\.\-])\p{L}+(?:['’]\p{L}+)*(?![\p{L}\d_@/\\]|[.\-]\p{L}|\.\d)"
 )
 _POSSESSIVE = regex.compile(r"['’]s$")
-#: A single-letter middle initial between two lower-case words ("codey m ross"); "a" and "i" are words.
-_MIDDLE_INITIAL = regex.compile(r"\s(?![ai]\b)\p{Ll}\.?\s")
 #: After "Name's", kin and belongings that say the name is a person's ("Franciska's kid").
 _KIN_AFTER_POSSESSIVE = regex.compile(
     r"\s+(?:kid|kids|child|children|son|daughter|wife|husband|mother|father|mom|mum|dad|brother|sister|parents|"
@@ -640,7 +638,8 @@ def _following_name(text: str, tokens: list, index: int) -> tuple[int, str, bool
             return None
         next_start, next_end, next_word = tokens[index + step]
         gap = text[end:next_start]
-        if step == 1 and len(next_word) == 1 and gap == " " and next_word not in "aAI":
+        # A single letter is a middle initial ("Faina D. Yefremova"), but "a" and "I" are words.
+        if step == 1 and len(next_word) == 1 and gap == " " and next_word.lower() not in ("a", "i"):
             end = next_end + (text[next_end : next_end + 1] == ".")
             continue
         if gap != " ":
