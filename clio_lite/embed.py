@@ -244,6 +244,14 @@ _MISSING_FAST_EXTRA = (
 )
 
 
+def model2vec_version() -> str:
+    """The installed model2vec's version; a ``ModuleNotFoundError`` naming the extra to install if there is none."""
+    try:
+        return metadata.version("model2vec")
+    except metadata.PackageNotFoundError as error:
+        raise ModuleNotFoundError(_MISSING_FAST_EXTRA) from error
+
+
 def distill_static_model(
     model: str = DEFAULT_MODEL,
     pca_dims: int = STATIC_PCA_DIMS,
@@ -275,10 +283,7 @@ def distill_static_model(
     Path
         The distilled model's directory, loadable with ``model2vec.StaticModel.from_pretrained``.
     """
-    try:
-        version = metadata.version("model2vec")
-    except metadata.PackageNotFoundError as error:
-        raise ModuleNotFoundError(_MISSING_FAST_EXTRA) from error
+    version = model2vec_version()
     source = resolve_model(model)
     source_id = directory_sha256(source) if os.path.isdir(source) else model
     settings = f"source={source_id}\x00model2vec={version}\x00pca_dims={pca_dims}\x00dtype=float32\x00sif=1e-4"
@@ -368,7 +373,7 @@ class StaticEmbedder:
     def _model(self):
         from model2vec import StaticModel
 
-        return StaticModel.from_pretrained(self._path, normalize=False, force_download=False)
+        return StaticModel.from_pretrained(self._path, force_download=False)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return an ``(len(texts), pca_dims)`` float32 array of L2-normalised embeddings."""
@@ -376,6 +381,7 @@ class StaticEmbedder:
         if not texts:
             return np.zeros((0, self._model.dim), dtype=np.float32)
         # One text at a time inside model2vec (no batch effects); no worker processes: the executor parallelises.
+        # Normalised again here, in float32, and a text with no known token (a zero row) gets a fixed unit vector.
         vectors = np.asarray(
             self._model.encode(texts, use_multiprocessing=False, show_progress_bar=False), dtype=np.float32
         )

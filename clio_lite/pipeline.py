@@ -30,7 +30,7 @@ from .accounting import check_counts_by_stage, check_stage_rows, counts_by_stage
 from .audit import audit
 from .checkpoint import ArrayCheckpoints, ResultCache, fingerprint, hash_array, package_versions
 from .cluster import HDBSCANClusterer, Hierarchy
-from .embed import SentenceTransformerEmbedder, StaticEmbedder
+from .embed import SentenceTransformerEmbedder, StaticEmbedder, model2vec_version
 from .executor import embed_texts, make_executor, scrub_texts
 from .facets import compute_facets, facet_keys, keep_mask, resolve
 from .io import load_conversations
@@ -663,6 +663,8 @@ class Clio(BaseEstimator):
                 raise ValueError(f"Clio({name}={value!r}): expected a positive integer.")
         if self.mode not in ("default", "fast"):
             raise ValueError(f"Clio(mode={self.mode!r}): expected 'default' or 'fast'.")
+        if self.mode == "fast" and self.embedder is None:
+            model2vec_version()  # a missing extra is found now, not after the scrubbing
         if self.privacy not in ("k-anonymity", "dp"):
             raise ValueError(f"Clio(privacy={self.privacy!r}): expected 'k-anonymity' or 'dp'.")
         if self.privacy == "dp":
