@@ -5,6 +5,8 @@ On the same texts (the user text of ``fixtures.generate.generate_conversations(n
 
 - ``embedding``: for each embedder, the seconds to load it and to embed every text with no cache (wall and CPU
   seconds of this process, all threads), and texts per second;
+- ``static_at_scale`` (with ``--static-scale N``): the static embedder alone on N texts, in one call and in chunks
+  of 256 as the executor cuts them;
 - ``distill`` (with ``--distill``): distilling the static model from MiniLM into an empty folder, wall and CPU;
 - ``end_to_end`` (with ``--end-to-end N``): ``Clio(random_state=0)`` and ``Clio(mode="fast", random_state=0)`` fitted
   on N generated conversations with an empty cache each (the distilled model copied in first), per stage.
@@ -88,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2000, help="texts embedded by both embedders")
     parser.add_argument("--distill", action="store_true", help="also time a distillation into an empty folder")
+    parser.add_argument("--static-scale", type=int, default=0, metavar="N", help="also embed N texts, static only")
     parser.add_argument("--end-to-end", type=int, default=0, metavar="N", help="also fit both modes on N convs")
     args = parser.parse_args()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -107,6 +110,19 @@ def main() -> None:
     result["static_speedup"] = {
         clock: round(minilm["embed_seconds"][clock] / static["embed_seconds"][clock], 1) for clock in ("wall", "cpu")
     }
+    if args.static_scale:
+        many = [c.user_text() for c in load_conversations(generate_conversations(args.static_scale, seed=0))]
+        embedder = StaticEmbedder(models_dir=MODELS)
+        embedder.embed(many[:2])
+        result["static_at_scale"] = {"n": len(many), "mean_characters": round(sum(map(len, many)) / len(many))}
+        for chunk in (len(many), 256):
+            with Clock() as clock:
+                for start in range(0, len(many), chunk):
+                    embedder.embed(many[start : start + chunk])
+            result["static_at_scale"][f"chunks_of_{chunk}"] = {
+                "wall": round(clock.wall, 2), "cpu": round(clock.cpu, 2),
+                "texts_per_cpu_second": round(len(many) / clock.cpu),
+            }
     if args.end_to_end:
         import numpy as np
         from umap import UMAP
