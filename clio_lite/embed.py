@@ -264,10 +264,11 @@ def distill_static_model(
     tokens' vectors: no network, no attention, no torch at embedding time. The source model resolves offline like
     the default embedder's (:func:`resolve_model`), so nothing is fetched from a model hub.
 
-    The result is kept under ``models_dir/model2vec-<key>``, where the key hashes the source model's files, the
-    model2vec version and the settings: a later call (in any process) finds it and returns at once. It is written to
-    a temporary directory and renamed into place, so a killed distillation leaves nothing half-written, and two
-    processes distilling at once both end with the same complete directory. The model holds no conversation data.
+    The result is kept under ``models_dir/model2vec-<key>``, where the key hashes the source model's name and
+    files, the model2vec version and the settings: a later call (in any process) finds it and returns at once. It
+    is written to a temporary directory and renamed into place, so a killed distillation leaves nothing
+    half-written, and two processes distilling at once both end with one complete directory. The model holds no
+    conversation data.
 
     Parameters
     ----------
@@ -286,7 +287,9 @@ def distill_static_model(
     version = model2vec_version()
     source = resolve_model(model)
     source_id = directory_sha256(source) if os.path.isdir(source) else model
-    settings = f"source={source_id}\x00model2vec={version}\x00pca_dims={pca_dims}\x00dtype=float32\x00sif=1e-4"
+    settings = (
+        f"model={model}\x00source={source_id}\x00model2vec={version}\x00pca_dims={pca_dims}\x00dtype=float32\x00sif=1e-4"
+    )
     key = hashlib.sha256(settings.encode()).hexdigest()[:32]
     root = Path(models_dir) if models_dir is not None else default_models_dir()
     target = root / f"model2vec-{key}"
@@ -321,12 +324,12 @@ def distill_static_model(
 class StaticEmbedder:
     """Embed texts with a static (model2vec) model distilled offline from a sentence-transformers model.
 
-    A text's embedding is the weighted mean of its tokens' distilled vectors, L2-normalised: tens of thousands of
-    texts a second on one CPU core, at some cost in nuance (word order and context are gone). This is the fast
-    mode's embedder (``Clio(mode="fast")``, see docs/scaling.md for its measured speed and quality cost). The model
-    is distilled on first use (:func:`distill_static_model`, a few minutes, once per machine) or ahead of time with
-    ``clio-lite distill``. A text with no known token (empty, only emoji) gets one fixed unit vector, so such texts
-    embed together, as they do with MiniLM.
+    A text's embedding is the weighted mean of its tokens' distilled vectors, L2-normalised: about ten thousand
+    texts per CPU second (measured; MiniLM: about 30), at some cost in nuance (word order and context are gone).
+    This is the fast mode's embedder (``Clio(mode="fast")``; docs/scaling.md has its measured speed and quality
+    cost). The model is distilled on first use (:func:`distill_static_model`, a few minutes, once per machine) or
+    ahead of time with ``clio-lite distill``. A text with no known token (empty, only emoji) gets one fixed unit
+    vector, so such texts embed together, as they do with MiniLM.
 
     Parameters
     ----------
