@@ -309,7 +309,7 @@ def distill_static_model(
     static.base_model_name = model
     temporary = Path(tempfile.mkdtemp(dir=root, prefix=".distilling-"))
     try:
-        static.save_pretrained(temporary)
+        static.save_pretrained(temporary, model_name=target.name)  # the model card names it, not the temporary
         try:
             os.rename(temporary, target)
         except OSError:

@@ -140,6 +140,9 @@ def test_a_distilled_model_is_found_wherever_it_is_kept_without_distilling_again
     assert moved.embed(PAIRS).tobytes() == static_embedder.embed(PAIRS).tobytes()
     # Where the model is kept is not part of the stage's fingerprint: cached embeddings stay valid after a move.
     assert fingerprint(moved) == fingerprint(static_embedder)
+    # Nothing in the files names where they were written (the temporary folder, the install path of MiniLM).
+    saved = "".join(path.read_text() for path in moved._path.iterdir() if path.suffix in (".md", ".json"))
+    assert ".distilling-" not in saved and str(static_models_dir) not in saved and "site-packages" not in saved
     # Another source model or setting is another distilled model: a different directory, so distilling is due.
     with pytest.raises(AssertionError, match="distilling again"):
         StaticEmbedder(models_dir=tmp_path / "models", pca_dims=128).embed(PAIRS)
