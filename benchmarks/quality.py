@@ -25,6 +25,9 @@ share that occur in most of the leaf's documents (coherence).
 
     python benchmarks/quality.py --dataset fixtures --seeds 0 1 2
     python benchmarks/quality.py --dataset clinc150 --seeds 0 1 2 [--limit 5000]
+
+``--embedder static`` embeds with the fast mode's static model (``clio_lite.embed.StaticEmbedder``, distilled once
+into ``.cache/models``) instead of MiniLM: its quality cost (docs/scaling.md, "Fast mode").
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ from sklearn.metrics import (  # noqa: E402
 )
 
 from clio_lite import Clio, load_conversations  # noqa: E402
-from clio_lite.embed import SentenceTransformerEmbedder  # noqa: E402
+from clio_lite.embed import SentenceTransformerEmbedder, StaticEmbedder  # noqa: E402
 from clio_lite.reduce import UMAPReducer  # noqa: E402
 from clio_lite.scrub import PresidioScrubber, ScrubResult  # noqa: E402
 
@@ -400,6 +403,10 @@ def main() -> None:
         "--assign-outliers", choices=["off", "on", "both"], default="both",
         help="run clio_lite with assign_outliers False, True or both (soft membership of remainders and noise)",
     )
+    parser.add_argument(
+        "--embedder", choices=["minilm", "static"], default="minilm",
+        help="all-MiniLM-L6-v2 (default), or the fast mode's static model distilled from it",
+    )
     args = parser.parse_args()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("BERTopic", "presidio-analyzer", "sentence_transformers", "clio_lite"):
@@ -424,10 +431,13 @@ def main() -> None:
         logger.info("scrubbed %d / %d", len(scrubbed), len(texts))
     prep["scrub"] = round(time.perf_counter() - tic, 1)
     tic = time.perf_counter()
-    embedder = SentenceTransformerEmbedder(cache_dir=Path.home() / ".cache" / "clio_lite", verbose=False)
+    if args.embedder == "static":
+        embedder = StaticEmbedder(models_dir=ROOT / ".cache" / "models")
+    else:
+        embedder = SentenceTransformerEmbedder(cache_dir=Path.home() / ".cache" / "clio_lite", verbose=False)
     embeddings = embedder.embed(scrubbed)
     prep["embed"] = round(time.perf_counter() - tic, 1)
-    logger.info("embedded (%d computed, %d from the cache)", embedder.n_computed_, embedder.n_cached_)
+    logger.info("embedded %d texts with %s", len(scrubbed), embedder.model_id)
     scrubbed_of = dict(zip(texts, scrubbed, strict=True))
     vector_of = dict(zip(scrubbed, embeddings, strict=True))
     stages = (
@@ -486,6 +496,7 @@ def main() -> None:
         "dataset": args.dataset,
         "records": len(records),
         "limit": args.limit,
+        "embedder": embedder.model_id,
         "gold_classes": {name: int(len(np.unique(values))) for name, values in gold.items()},
         "seeds": args.seeds,
         "top_target": args.top,

@@ -57,7 +57,7 @@ def describe(value: Any) -> Any:
     params = {
         key: describe(item)
         for key, item in sorted(vars(value).items())
-        if not key.startswith("_") and not key.endswith("_") and key not in ("verbose", "cache_dir")
+        if not key.startswith("_") and not key.endswith("_") and key not in ("verbose", "cache_dir", "models_dir")
     }
     return {"class": f"{type(value).__module__}.{type(value).__qualname__}", "params": params}
 

@@ -1,5 +1,5 @@
 """The command line: ``clio-lite run INPUT --out DIR``, ``clio-lite demo``, ``clio-lite show DIR``,
-``clio-lite audit DIR [--against INPUT]``."""
+``clio-lite audit DIR [--against INPUT]``, ``clio-lite distill``."""
 
 from __future__ import annotations
 
@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="check a saved release; exit 1 if it fails")
     audit.add_argument("release", help="a release directory")
     audit.add_argument("--against", default=None, help="the conversations it was made from, for the text checks")
+
+    distill = commands.add_parser(
+        "distill", help="distil the fast mode's static embedding model now (offline, once per machine)"
+    )
+    distill.add_argument("--models-dir", default=None, help="where to keep it (default ~/.cache/clio_lite/models)")
     return parser
 
 
@@ -60,6 +65,11 @@ def _add_fit_options(parser: argparse.ArgumentParser, default_out: str | None) -
         help="sentence-transformers model name or directory (default all-MiniLM-L6-v2)",
     )
     parser.add_argument("--spacy-model", default=None, help="an installed spaCy model for PII scrubbing")
+    parser.add_argument(
+        "--mode", choices=("default", "fast"), default="default",
+        help="'fast': a static embedding model distilled from MiniLM and pattern-first scrubbing (needs the fast "
+        "extra; see docs/scaling.md for what it costs in quality)",
+    )
     parser.add_argument(
         "--ray",
         default=None,
@@ -118,6 +128,7 @@ def _fit_and_save(input_path: str | Path, args: argparse.Namespace) -> int:
         cache_dir=False if args.no_cache else None,
         verbose=not args.quiet,
         executor=_executor(args.ray),
+        mode=args.mode,
     )
     try:
         conversations = load_conversations(input_path)
@@ -212,6 +223,18 @@ def _audit(release_dir: str, against: str | None) -> int:
     return 0 if report.passed else 1
 
 
+def _distill(models_dir: str | None) -> int:
+    from .embed import distill_static_model
+
+    try:
+        path = distill_static_model(models_dir=models_dir)
+    except (ModuleNotFoundError, OSError) as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}")
+        return 2
+    console.print(f"Static embedding model ready in [bold]{path}[/bold]")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # clio_lite's own progress at INFO; the libraries it drives only when something is wrong.
@@ -228,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fit_and_save(SAMPLE, args)
     if args.command == "audit":
         return _audit(args.release, args.against)
+    if args.command == "distill":
+        return _distill(args.models_dir)
     from .release import Release
 
     try:

@@ -30,7 +30,7 @@ from .accounting import check_counts_by_stage, check_stage_rows, counts_by_stage
 from .audit import audit
 from .checkpoint import ArrayCheckpoints, ResultCache, fingerprint, hash_array, package_versions
 from .cluster import HDBSCANClusterer, Hierarchy
-from .embed import SentenceTransformerEmbedder
+from .embed import SentenceTransformerEmbedder, StaticEmbedder, model2vec_version
 from .executor import embed_texts, make_executor, scrub_texts
 from .facets import compute_facets, facet_keys, keep_mask, resolve
 from .io import load_conversations
@@ -99,6 +99,11 @@ class Clio(BaseEstimator):
     umap_fit_limit : int or None
         Above this many conversations, each UMAP is fitted on a seeded sample of this size and the rest is placed
         with ``transform`` (a reducer without ``transform`` is fitted on everything); ``None`` always fits on all.
+    mode : {"default", "fast"}
+        ``"fast"`` trades nuance for speed where the defaults are picked: a static embedding model distilled
+        offline from all-MiniLM-L6-v2 (:class:`clio_lite.embed.StaticEmbedder`, needs the ``fast`` extra) and
+        pattern-first scrubbing. Stages passed explicitly (``scrubber=``, ``embedder=``) are used as given. The
+        audit keeps its full Presidio scan. Its measured speed and quality cost: docs/scaling.md, "Fast mode".
     random_state : int, numpy Generator/RandomState or None
         Seeds every stochastic stage; an int makes the release byte-for-byte reproducible.
     verbose : bool
@@ -167,6 +172,7 @@ class Clio(BaseEstimator):
         max_terms_per_user: int = 3,
         executor: Any = None,
         umap_fit_limit: int | None = 50_000,
+        mode: str = "default",
     ):
         self.min_users = min_users
         self.min_conversations = min_conversations
@@ -192,6 +198,7 @@ class Clio(BaseEstimator):
         self.max_terms_per_user = max_terms_per_user
         self.executor = executor
         self.umap_fit_limit = umap_fit_limit
+        self.mode = mode
 
     # -- the flow ---------------------------------------------------------------------------------------------
 
@@ -219,7 +226,7 @@ class Clio(BaseEstimator):
         ordered = [convs[i] for i in order]
         texts = [conversation.user_text() for conversation in ordered]
         with self._stage("scrub"):
-            scrubber = self.scrubber if self.scrubber is not None else PresidioScrubber()
+            scrubber = self.scrubber if self.scrubber is not None else self._default_scrubber()
             scrubbed, entity_counts = self._scrub(scrubber, texts)
         del texts  # from here on, only scrubbed text exists
         embedder = self.embedder if self.embedder is not None else self._default_embedder()
@@ -321,7 +328,9 @@ class Clio(BaseEstimator):
         with self._stage("audit"):
             # The release is checked against its own input before anything can save it; the manifest keeps the
             # verdict and Release.save refuses a failed one.
-            self.audit_ = audit(release, convs, scrubber=scrubber)
+            # A fast mode's pattern-first scrubber is not the audit's: the audit's own (full Presidio) scan runs.
+            fast_default = self.mode == "fast" and self.scrubber is None
+            self.audit_ = audit(release, convs, scrubber=None if fast_default else scrubber)
         release.manifest["audit"] = self.audit_.to_dict()
         if not self.audit_.passed:
             logger.warning("the release failed its audit:\n%s", self.audit_.summary())
@@ -502,14 +511,20 @@ class Clio(BaseEstimator):
         root = self._cache_root()
         return None if root is None else ResultCache(root / "results.sqlite", stage, fingerprint(stage_object))
 
-    def _default_embedder(self) -> SentenceTransformerEmbedder:
+    def _default_embedder(self) -> SentenceTransformerEmbedder | StaticEmbedder:
         if self.cache_dir is False:
             cache = None
         elif self.cache_dir is None or self.cache_dir is True:
             cache = default_cache_dir()
         else:
             cache = Path(self.cache_dir)
+        if self.mode == "fast":
+            # The distilled model holds no conversation data: it is kept (and reused) even with cache_dir=False.
+            return StaticEmbedder(models_dir=None if cache is None else cache / "models")
         return SentenceTransformerEmbedder(cache_dir=cache, verbose=self.verbose)
+
+    def _default_scrubber(self) -> Any:
+        return fast_scrubber() if self.mode == "fast" else PresidioScrubber()
 
     def _released_nodes(
         self, hierarchy: Hierarchy, depth: np.ndarray, members: list[np.ndarray], decision, names, positions
@@ -646,6 +661,10 @@ class Clio(BaseEstimator):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"Clio({name}={value!r}): expected a positive integer.")
+        if self.mode not in ("default", "fast"):
+            raise ValueError(f"Clio(mode={self.mode!r}): expected 'default' or 'fast'.")
+        if self.mode == "fast" and self.embedder is None:
+            model2vec_version()  # a missing extra is found now, not after the scrubbing
         if self.privacy not in ("k-anonymity", "dp"):
             raise ValueError(f"Clio(privacy={self.privacy!r}): expected 'k-anonymity' or 'dp'.")
         if self.privacy == "dp":
@@ -718,6 +737,11 @@ def _nodes_to_name(parent: np.ndarray, depth: np.ndarray, members: list, release
     kept = np.flatnonzero(released)
     position_of = {node: i for i, node in enumerate(kept)}
     return [NodeToName(members[node], position_of.get(parent[node], -1), int(depth[node])) for node in kept]
+
+
+def fast_scrubber() -> Any:
+    """The fast mode's scrubber: pattern-first scrubbing (the scrub module's; Presidio's full pass until it lands)."""
+    return PresidioScrubber()  # scrubspeed: pattern scrubber
 
 
 def _or_default(stage: Any, default: type, **params: Any) -> Any:

@@ -39,6 +39,23 @@ def corpus() -> list[dict]:
 
 
 @pytest.fixture(scope="session")
+def static_models_dir() -> Path:
+    """Where the fast mode's static model is distilled: once per checkout (minutes on a CPU), like numba's cache."""
+    from clio_lite.embed import distill_static_model
+
+    models = ROOT / ".cache" / "models"
+    distill_static_model(models_dir=models)
+    return models
+
+
+@pytest.fixture(scope="session")
+def static_embedder(static_models_dir):
+    from clio_lite.embed import StaticEmbedder
+
+    return StaticEmbedder(models_dir=static_models_dir)
+
+
+@pytest.fixture(scope="session")
 def embedding_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("embedding-cache")
 

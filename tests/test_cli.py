@@ -141,3 +141,31 @@ def test_show_of_a_damaged_release_fails_with_a_message_not_a_traceback(saved_re
     printed = " ".join(capsys.readouterr().out.split())
     assert "schema version 99" in printed and "upgrade clio_lite" in printed
     assert main(["show", str(tmp_path / "nowhere")]) == 2
+
+
+def test_distill_makes_the_static_model_once_and_says_where(static_models_dir, tmp_path, capsys):
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(static_models_dir, models, ignore=shutil.ignore_patterns(".distilling-*"))
+    (distilled,) = [path for path in models.iterdir() if path.name.startswith("model2vec-")]
+    assert main(["distill", "--models-dir", str(models)]) == 0  # already there: found, not distilled again
+    assert str(distilled) in capsys.readouterr().out.replace("\n", "")
+    assert [path.name for path in models.iterdir()] == [distilled.name]
+
+
+def test_run_in_fast_mode_without_model2vec_names_the_extra(tmp_path, capsys, monkeypatch):
+    import clio_lite.embed as embed
+
+    installed = embed.metadata.version
+
+    def not_installed(name):
+        if name == "model2vec":
+            raise embed.metadata.PackageNotFoundError(name)
+        return installed(name)
+
+    source = tmp_path / "chats.jsonl"
+    source.write_text(json.dumps({"id": "a", "user_id": "u", "text": "hello there"}) + "\n")
+    monkeypatch.setattr(embed.metadata, "version", not_installed)
+    code = main(["run", str(source), "--out", str(tmp_path / "release"), "--mode", "fast", "--no-cache", "--quiet"])
+    assert code == 2 and "clio_lite[fast]" in capsys.readouterr().out

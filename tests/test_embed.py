@@ -82,3 +82,82 @@ def test_the_fingerprint_identifies_the_weights_files(model_dir, tmp_path):
     with (copy / "vocab.txt").open("a") as handle:
         handle.write("extra\n")
     assert SentenceTransformerEmbedder(model=str(copy), cache_dir=None).fingerprint != packaged
+
+
+# -- the fast mode's static embedder (distilled once per checkout: the session fixture in conftest.py) ----------------
+
+PAIRS = [
+    "How do I fix a KeyError in my Python dictionary?",
+    "Python raises KeyError when I read a missing dict key",
+    "What should I pack for a week of hiking in Patagonia?",
+]
+
+
+def test_the_static_embedder_is_normalised_deterministic_and_semantic(static_embedder, static_models_dir):
+    from clio_lite.embed import StaticEmbedder
+
+    vectors = static_embedder.embed(PAIRS + ["", "🙂🙂", PAIRS[0]])
+    assert vectors.shape == (6, 256) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Similar questions are closer than unrelated ones.
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
+    # Distinct texts differ; the same text gives the same bytes, in any batch, in a new embedder too.
+    assert len({row.tobytes() for row in vectors[:3]}) == 3
+    assert vectors[0].tobytes() == vectors[5].tobytes()
+    fresh = StaticEmbedder(models_dir=static_models_dir).embed([PAIRS[2], PAIRS[0]])
+    assert fresh[1].tobytes() == vectors[0].tobytes() and fresh[0].tobytes() == vectors[2].tobytes()
+    # Texts with no known token (empty, only emoji) share one unit vector.
+    assert vectors[3].tobytes() == vectors[4].tobytes()
+    assert static_embedder.embed([]).shape == (0, 256)
+
+
+def test_the_static_fingerprint_differs_from_minilm_so_cache_keys_never_collide(static_embedder, tmp_path):
+    from clio_lite.checkpoint import ResultCache, fingerprint
+
+    minilm = SentenceTransformerEmbedder(cache_dir=None, verbose=False)
+    assert len(static_embedder.fingerprint) == 64 and static_embedder.fingerprint != minilm.fingerprint
+    assert static_embedder.model_id != minilm.model_id
+    static_key = ResultCache(tmp_path / "r.sqlite", "embed", fingerprint(static_embedder)).key("hello")
+    assert static_key != ResultCache(tmp_path / "r.sqlite", "embed", fingerprint(minilm)).key("hello")
+
+
+def test_a_distilled_model_is_found_wherever_it_is_kept_without_distilling_again(
+    static_embedder, static_models_dir, tmp_path, monkeypatch
+):
+    import shutil
+
+    import model2vec.distill
+
+    from clio_lite.checkpoint import fingerprint
+    from clio_lite.embed import StaticEmbedder
+
+    def no_distilling(*args, **kwargs):
+        raise AssertionError("the distilled model was not found: distilling again")
+
+    monkeypatch.setattr(model2vec.distill, "distill", no_distilling)
+    shutil.copytree(static_models_dir, tmp_path / "models", ignore=shutil.ignore_patterns(".distilling-*"))
+    moved = StaticEmbedder(models_dir=tmp_path / "models")
+    assert moved.embed(PAIRS).tobytes() == static_embedder.embed(PAIRS).tobytes()
+    # Where the model is kept is not part of the stage's fingerprint: cached embeddings stay valid after a move.
+    assert fingerprint(moved) == fingerprint(static_embedder)
+    # Nothing in the files names where they were written (the temporary folder, the install path of MiniLM).
+    saved = "".join(path.read_text() for path in moved._path.iterdir() if path.suffix in (".md", ".json"))
+    assert ".distilling-" not in saved and str(static_models_dir) not in saved and "site-packages" not in saved
+    # Another source model or setting is another distilled model: a different directory, so distilling is due.
+    with pytest.raises(AssertionError, match="distilling again"):
+        StaticEmbedder(models_dir=tmp_path / "models", pca_dims=128).embed(PAIRS)
+
+
+def test_without_model2vec_the_static_embedder_names_the_extra_to_install(tmp_path, monkeypatch):
+    import clio_lite.embed as embed
+
+    installed = embed.metadata.version
+
+    def not_installed(name):
+        if name == "model2vec":
+            raise embed.metadata.PackageNotFoundError(name)
+        return installed(name)
+
+    monkeypatch.setattr(embed.metadata, "version", not_installed)
+    with pytest.raises(ModuleNotFoundError, match=r"clio_lite\[fast\]"):
+        embed.StaticEmbedder(models_dir=tmp_path).embed(["hello"])
