@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from clio_lite.name import KeywordNamer, NodeName, NodeToName
+from clio_lite.audit import data_segments, ngrams
+from clio_lite.name import CHAT_STOP_WORDS, KeywordNamer, NodeName, NodeToName, compose_title, describe_keywords
 
 PYTHON = ["python pandas dataframe", "pandas dataframe groupby python", "python dataframe merge pandas"]
 COOKING = ["pasta recipe tomato sauce", "tomato pasta recipe garlic", "garlic sauce recipe pasta"]
@@ -39,8 +42,17 @@ class Corpus:
 
 def words_of(name: NodeName) -> set[str]:
     """Every lower-case word in a node's name, description and keywords."""
-    text = " ".join([name.name, name.description, *name.keywords]).lower()
-    return set(text.replace("·", " ").replace(",", " ").replace(";", " ").replace(".", " ").split())
+    return set(re.findall(r"\w+", " ".join([name.name, name.description, *name.keywords]).lower()))
+
+
+def title_phrases(name: NodeName) -> list[str]:
+    """The phrases a title joins ("A, B and C")."""
+    return re.split(r", | and ", name.name)
+
+
+def title_words(name: NodeName) -> set[str]:
+    """The lower-case words of a title's phrases, without the joining "and"."""
+    return {word for phrase in title_phrases(name) for word in re.findall(r"\w+", phrase.lower())}
 
 
 def two_topics(suffix: str = "") -> tuple[Corpus, list[NodeToName]]:
@@ -137,21 +149,26 @@ def test_distinctive_terms_rank_above_shared_ones() -> None:
     ]:
         assert name.keywords[0] in own
         assert not set(" ".join(name.keywords).split()) & other  # the other topic's words are not distinctive
-        title_words = set(name.name.lower().replace("·", " ").split())
-        assert title_words <= own
+        assert title_words(name) <= own
         assert "question" in name.keywords  # supported, so listed, but below every equally frequent topic word
         assert all(word in name.keywords for word in top)
         assert max(name.keywords.index(word) for word in top) < name.keywords.index("question")
 
 
-def test_name_and_description_are_built_from_the_ranked_keywords() -> None:
+def test_name_and_description_are_built_from_phrases_of_the_ranked_keywords() -> None:
     corpus, nodes = two_topics()
     name = KeywordNamer(n_keywords=5, n_title_terms=2).name(corpus.texts, corpus.codes, nodes, min_users=3)[0]
     assert 1 <= len(name.keywords) <= 5
-    expected_title = " · ".join(k[:1].upper() + k[1:] for k in name.keywords[:2])
-    assert name.name == expected_title
-    assert name.description.startswith(f"Conversations about {name.keywords[0]}")
-    assert name.description.endswith(".")
+    phrases = title_phrases(name)
+    assert len(phrases) == 2
+    assert name.name == compose_title([phrases[0].lower(), phrases[1]])
+    # Each title phrase holds a keyword; the first the best one that the parent's title does not already say.
+    assert name.keywords[0] in phrases[0].lower()
+    assert any(keyword in phrases[1] for keyword in name.keywords[1:])
+    # The description names the title's phrases first, in its one template, and is one sentence.
+    assert name.description.startswith(f"Conversations about {phrases[0].lower()} and {phrases[1]}")
+    assert name.description == describe_keywords(re.split(r" and |, also mentioning ", name.description[20:-1]))
+    assert name.description.count(".") == 1 and name.description.endswith(".")
 
 
 def test_keywords_do_not_repeat_words_already_covered() -> None:
@@ -162,10 +179,6 @@ def test_keywords_do_not_repeat_words_already_covered() -> None:
         for keyword in name.keywords:
             assert not set(keyword.split()) <= covered
             covered |= set(keyword.split())
-
-
-def title_terms(name: NodeName) -> list[set[str]]:
-    return [set(term.lower().split()) for term in name.name.split(" · ")]
 
 
 @pytest.mark.parametrize("ngram_range", [(1, 1), (1, 2)])
@@ -183,16 +196,16 @@ def test_child_title_avoids_parent_title_terms_when_it_has_alternatives(ngram_ra
     ]
     namer = KeywordNamer(n_title_terms=2, ngram_range=ngram_range)
     names = namer.name(corpus.texts, corpus.codes, nodes, min_users=3)
-    parent_words = set().union(*(set(k.split()) for k in names[0].keywords[:2]))
+    parent_words = title_words(names[0])
     assert "python" in parent_words
     # Without the rule, the first child's title would start with "Python", its top keyword...
     assert names[2].keywords[0] == "python"
     assert "python" not in names[2].name.lower()
     for child in names[2:]:
-        # ...but each child's title holds only terms with a word the parent's title does not have.
+        # ...but each child's title holds only words the parent's title does not have, since it has such terms.
         assert child.name != "Unnamed cluster"
-        assert len(title_terms(child)) == 2
-        assert all(not words <= parent_words for words in title_terms(child))
+        assert not title_words(child) & parent_words
+        assert set(child.keywords) & set(names[0].keywords)  # it shares keywords with its parent, not its title
 
 
 def test_child_title_falls_back_to_parent_terms_when_it_has_nothing_else() -> None:
