@@ -247,16 +247,25 @@ class KeywordNamer:
                 parent_words = {w for w in _WORD.findall(names[node.parent].name.lower()) if is_content_word(w)}
             in_node = np.zeros(len(texts), dtype=bool)
             in_node[node.members] = True
-            phrase_of = _NodePhrases(phrases, in_node, codes, min_users, parent_words, distinctive[i])
-
-            # A child's title says what distinguishes it: terms sharing no word with its parent's title come first,
-            # then terms sharing some, then terms made only of the parent's words.
-            title_terms = sorted(keywords, key=lambda k: _overlap(set(k.split()), parent_words))
+            keyword_words = {word for term in keywords for word in term.split()}
+            phrase_of = _NodePhrases(
+                phrases, in_node, codes, min_users, parent_words, distinctive[i], keyword_words
+            )
+            # A title says what distinguishes the node: terms sharing no word with its parent's title come first,
+            # then terms sharing some, then terms made only of the parent's words; within each, the node's own
+            # (distinctive) terms before those its siblings use as much.
+            title_terms = sorted(
+                keywords,
+                key=lambda k: (
+                    _overlap(set(k.split()), parent_words),
+                    distinctive[i] is not None and not set(k.split()) & distinctive[i],
+                ),
+            )
             # A term joins the title after the head only if it is common in the node and its own (distinctive).
             common = {
                 term for term in keywords
                 if coverage[i, column[term]] >= SECOND_PHRASE_COVERAGE
-                and (distinctive[i] is None or set(term.split()) <= distinctive[i])
+                and (distinctive[i] is None or bool(set(term.split()) & distinctive[i]))
             }
             taken = titles_under[node.parent]
             options = _title_options(title_terms, common, phrase_of, max(1, min(3, self.n_title_terms)))
@@ -271,7 +280,7 @@ class KeywordNamer:
 
 
 class PhraseIndex:
-    """Where each wanted term occurs, grown by up to two words on either side into the phrases users typed around it.
+    """Where each wanted term occurs, grown on either side into the phrases users typed around it.
 
     A phrase starts and ends with a content word, stays inside one phrase segment (:func:`phrase_segments`) and has
     at most :data:`MAX_PHRASE_WORDS` words (or the term's own length). For each term and phrase, the conversations it
@@ -314,14 +323,16 @@ class PhraseIndex:
         min_users: int,
         avoid: set[str] = frozenset(),
         allowed: set[str] | None = None,
+        free: set[str] = frozenset(),
     ) -> str:
         """``term`` grown into the longest phrase the node's users typed around it, as they most often wrote it.
 
         The phrase must be typed by at least ``min_users`` distinct users of the node (``in_node``, a mask over the
-        conversations) and by at least :data:`PHRASE_SHARE` of the users who typed the term there; it repeats no
-        word, adds no word of ``avoid`` (the parent's title words) and, given ``allowed``, no content word outside
-        it (the node's distinctive words: a phrase does not grow into what its siblings say as much). Without such
-        a phrase, the term itself.
+        conversations) and by at least :data:`PHRASE_SHARE` of the users who typed the term there. It repeats no
+        word, holds no "and", is no run of three or more content words (a list, not a phrase), adds no word of
+        ``avoid`` (the parent's title words), at most one content word that is not in ``free`` (the node's
+        keywords' words) and, given ``allowed``, no content word outside it (the node's distinctive words: a phrase
+        does not grow into what its siblings say as much). Without such a phrase, the term itself.
         """
         words = tuple(term.split())
         options = self.docs.get(words, [])
@@ -336,7 +347,9 @@ class PhraseIndex:
             if (
                 len(phrase) < best_rank[0]
                 or len(set(phrase)) < len(phrase)
-                or sum(is_content_word(word) for word in added) > 1
+                or "and" in phrase  # the templates' connective: a slot holding it would read two ways
+                or (len(phrase) > 2 and all(is_content_word(word) for word in phrase))  # a list, not a phrase
+                or sum(is_content_word(word) and word not in free for word in added) > 1
                 or added & avoid
                 or (allowed is not None and any(is_content_word(w) and w not in allowed for w in added))
             ):
@@ -360,12 +373,13 @@ class _NodePhrases:
     min_users: int
     avoid: set[str]
     allowed: set[str] | None
+    free: set[str]
     grown: dict[str, str] = field(default_factory=dict)
 
     def __call__(self, term: str) -> str:
         if term not in self.grown:
             self.grown[term] = self.index.phrase(
-                term, self.in_node, self.user_codes, self.min_users, self.avoid, self.allowed
+                term, self.in_node, self.user_codes, self.min_users, self.avoid, self.allowed, self.free
             )
         return self.grown[term]
 
@@ -401,12 +415,12 @@ def _distinctive_words(
 
 
 def _grown(lowers: list[str], start: int, end: int) -> Iterator[tuple[tuple[str, ...], tuple[int, int]]]:
-    """The phrases around ``lowers[start:end]``: up to two more words each side, content words at both ends."""
+    """The phrases around ``lowers[start:end]``: :data:`MAX_PHRASE_WORDS` words at most, content words at both ends."""
     longest = max(MAX_PHRASE_WORDS, end - start)
-    for left in range(max(0, start - 2), start + 1):
+    for left in range(max(0, end - longest), start + 1):
         if left < start and not is_content_word(lowers[left]):
             continue
-        for right in range(end, min(len(lowers), end + 2) + 1):
+        for right in range(end, min(len(lowers), left + longest) + 1):
             if right - left > longest or (right > end and not is_content_word(lowers[right - 1])):
                 continue
             yield tuple(lowers[left:right]), (left, right)
@@ -433,6 +447,13 @@ def _title_options(
             if len(chosen) > 1:
                 yield chosen
         yield [first]
+    # Last resort, for a title a sibling already has: the head with any other term that adds a word.
+    for h, head in enumerate(ordered):
+        first = phrase_of(head)
+        for term in ordered[:h] + ordered[h + 1 :]:
+            grown = phrase_of.fresh(term, content_words(first))
+            if grown is not None:
+                yield [first, grown]
 
 
 def _described(title_phrases: Sequence[str], keywords: Sequence[str], phrase_of: _NodePhrases) -> list[str]:
