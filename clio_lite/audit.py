@@ -566,8 +566,11 @@ def data_segments(text: str) -> list[list[str]]:
 
     A string the keyword namer writes from a template (:func:`clio_lite.name.release_templates`: "Conversations
     about X and Y, also mentioning Z.", a title "X and Y") contributes only its slots; its fixed wording was written
-    by clio_lite, not by a user, and a bigram across a slot's edge ("about money", "money and") is the template's. A fixed text ("Unnamed cluster") contributes nothing. Any
-    other string (a keyword, a title, an LLM's description) is taken whole, cut by :func:`segments`.
+    by clio_lite, not by a user, and a bigram across a slot's edge ("about money", "money and") is the template's.
+    A fixed text ("Unnamed cluster") contributes nothing. Any other string (a keyword, a one-phrase title, an LLM's
+    description) is taken whole, cut by :func:`segments`. A string of another author that happens to fit a template
+    ("Rock and roll") is read by its slots too: each slot's words are still checked, only the n-grams across the
+    template's words are not.
 
     Examples
     --------
