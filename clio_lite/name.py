@@ -41,6 +41,7 @@ CHAT_STOP_WORDS = frozenset(
         "hi", "hello", "hey", "thanks", "thank", "please", "ok", "okay", "sure", "yes", "yeah", "really", "just",
         "like", "want", "need", "know", "think", "got", "help", "im", "ive", "don", "didn", "doesn", "isn", "wasn",
         "aren", "won", "ll", "ve", "re", "maybe", "actually", "thing", "things", "lot", "bit", "kind",
+        "does", "did", "instead", "ahead",
     ]
 )
 
@@ -53,6 +54,15 @@ _PHRASE_BREAK = re.compile(r"<[A-Z_]+>|\n|(?:^|(?<=\s))[^\w\s]+|[^\w\s]+(?=\s|$)
 _SURFACE_WORD = re.compile(r"[^\W_]+(?:[.\-+#][^\W_]+)*[+#]*")
 # A word that can carry a topic: two or more characters, starting with a letter (the vectorizer's TOKEN_PATTERN).
 _CONTENT_WORD = re.compile(r"[a-z][a-z0-9+#]+(?:[.\-][a-z0-9+#]+)*")
+# The only words a phrase may hold besides content words: articles, possessives and prepositions ("reset my
+# password", "money in the market"), not verbs or conjunctions that would make it a piece of a sentence.
+GLUE_WORDS = frozenset(
+    [
+        "a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "this", "these", "that", "those", "to",
+        "of", "for", "in", "on", "at", "with", "from", "into", "between", "about", "by", "per", "without", "after",
+        "before", "during", "over", "under", "vs", "versus",
+    ]
+)
 #: Longest phrase, in words, that a term grows into for a title or a description.
 MAX_PHRASE_WORDS = 4
 #: A term grows into a longer phrase only if at least this share of the term's users in the node typed that phrase.
@@ -221,9 +231,9 @@ class KeywordNamer:
             siblings = np.flatnonzero(parents == parent)
             if len(siblings) > 1:
                 scores[siblings] = _class_tfidf(counts[siblings])
-        # Weighted by coverage: a term most of the node's conversations use says more about the node than one a few
-        # of them repeat.
-        ranked = scores * coverage
+        # Weighted by coverage (squared: a little more coherent than linear on the fixture corpus, docs/quality.md):
+        # a term most of the node's conversations use says more about the node than one a few of them repeat.
+        ranked = scores * coverage**2
         distinctive = _distinctive_words(counts, parents, depths, vocabulary)
 
         keywords_of = []
@@ -329,10 +339,11 @@ class PhraseIndex:
 
         The phrase must be typed by at least ``min_users`` distinct users of the node (``in_node``, a mask over the
         conversations) and by at least :data:`PHRASE_SHARE` of the users who typed the term there. It repeats no
-        word, holds no "and", is no run of three or more content words (a list, not a phrase), adds no word of
-        ``avoid`` (the parent's title words), at most one content word that is not in ``free`` (the node's
-        keywords' words) and, given ``allowed``, no content word outside it (the node's distinctive words: a phrase
-        does not grow into what its siblings say as much). Without such a phrase, the term itself.
+        word, holds no word but content words and :data:`GLUE_WORDS` (so no "and", the templates' connective), is
+        no run of three or more content words (a list, not a phrase), adds no word of ``avoid`` (the parent's title
+        words), no content word outside ``free`` (the node's keywords' words) and, given ``allowed``, none outside
+        it either (the node's distinctive words: a phrase does not grow into what its siblings say as much).
+        Without such a phrase, the term itself.
         """
         words = tuple(term.split())
         options = self.docs.get(words, [])
@@ -347,9 +358,9 @@ class PhraseIndex:
             if (
                 len(phrase) < best_rank[0]
                 or len(set(phrase)) < len(phrase)
-                or "and" in phrase  # the templates' connective: a slot holding it would read two ways
+                or any(not is_content_word(word) and word not in GLUE_WORDS for word in phrase)
                 or (len(phrase) > 2 and all(is_content_word(word) for word in phrase))  # a list, not a phrase
-                or sum(is_content_word(word) and word not in free for word in added) > 1
+                or any(is_content_word(word) and word not in free for word in added)
                 or added & avoid
                 or (allowed is not None and any(is_content_word(w) and w not in allowed for w in added))
             ):
