@@ -9,13 +9,14 @@ that appear in the conversations of at least ``min_users`` distinct users of tha
 word of a single user, can name a cluster. Placeholders left by the scrubber (``<PERSON>``) are never terms, and no
 term or phrase spans one, or punctuation that ends a clause.
 
-The title is a phrase a person would write: the node's best term grown into the longest phrase that at least half of
-the term's users in the node typed around it ("password" becomes "Reset my password"), in their most common
-casing (capitalised words lowered, acronyms kept), joined to a second term's phrase when that term is common in the
-node too ("Reset my password and two-factor codes"), in sentence case, unique among its siblings and, where the
-node has an alternative, without its parent's title words. Every phrase is k-supported as a whole: ``min_users`` distinct users of the node typed exactly those
-words in that order. The description is one sentence of a fixed template around such phrases;
-:func:`release_templates` gives every template, so that the auditor can tell the template's words from the data's.
+The title is a phrase a person would write: the node's best term grown into the longest phrase that at least half of the
+term's users in the node typed around it ("password" becomes "Reset my password"), in their most common casing
+(capitalised words lowered, acronyms kept), joined to a second term's phrase when that term is common in the node too
+("Reset my password and two-factor codes"), in sentence case, unique among its siblings and, where the node has an
+alternative, without its parent's title words. Every phrase is k-supported as a whole: ``min_users`` distinct users of
+the node typed exactly those words in that order. The description is one sentence of a fixed template around such
+phrases; :func:`release_templates` gives every template, so that the auditor can tell the template's words from the
+data's.
 
 A namer is any object with ``name(texts, user_codes, nodes, min_users) -> list[NodeName]``.
 """
