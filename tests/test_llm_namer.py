@@ -156,7 +156,7 @@ def test_malformed_answers_keep_the_keyword_name_and_say_why(server, two_topics)
     namer = namer_for(server)
     names = namer.name(texts, user_codes, nodes, MIN_USERS)
     assert namer.naming_[1] == {"source": "keywords", "reason": "unparsed"}
-    assert " · " in names[1].name  # the keyword namer's title
+    assert names[1].name == KeywordNamer().name(texts, user_codes, nodes, MIN_USERS)[1].name  # the keyword title
 
 
 def test_rate_limits_are_retried_during_naming(server, two_topics):
