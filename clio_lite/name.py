@@ -388,10 +388,22 @@ def release_templates(slots: Sequence[str]) -> list[str]:
     --------
     >>> release_templates(["A", "B"])
     ['Conversations about A.', 'Conversations about A and B.', 'A and B']
+    >>> release_templates(["A", "B", "C"])[2]
+    'Conversations about A and B, also mentioning C.'
     """
     descriptions = [describe_keywords(slots[:n]) for n in range(1, len(slots) + 1)]
+    # Releases written before these templates are audited by theirs too ("clio-lite audit" of an older release).
+    earlier = [_earlier_description(slots[:n]) for n in range(1, len(slots) + 1)]
     titles = [compose_title(slots[:n]) for n in range(2, min(3, len(slots)) + 1)]
-    return list(dict.fromkeys(descriptions + titles))
+    return list(dict.fromkeys(descriptions + earlier + titles))
+
+
+def _earlier_description(keywords: Sequence[str]) -> str:
+    """The description template of releases written before phrases: "Conversations about a, b and c; also d, e."."""
+    head = list(keywords[:3])
+    listed = head[0] if len(head) == 1 else ", ".join(head[:-1]) + f" and {head[-1]}"
+    also = f"; also {', '.join(keywords[3:5])}" if len(keywords) > 3 else ""
+    return f"Conversations about {listed}{also}."
 
 
 def unnamed() -> NodeName:
