@@ -26,8 +26,8 @@
     Every word 1-, 2- and 3-gram of every release string that occurs in the user turns of at least one but fewer
     than ``min_users`` distinct users. An n-gram nobody typed came from a template, not from a person, and passes.
     N-grams never cross punctuation that touches whitespace (the title separator ``" · "``, the commas between
-    keywords), and of a description the keyword namer wrote from its template only the keyword slots are read
-    (see :func:`data_segments`): "Conversations about money, credit and ..." would otherwise put the template's
+    keywords), and of a description or title the keyword namer wrote from its templates only the phrase slots are
+    read (see :func:`data_segments`): "Conversations about money and credit ..." would otherwise put the template's
     "conversations", "about money" and "money and" in front of the few users who happened to type them.
 ``facets`` (error)
     Every facet cell of every node (``node.facets``) counts at least ``min_users`` conversations (a cell of fewer
@@ -548,31 +548,36 @@ def _namer_templates() -> tuple[tuple[re.Pattern[str], ...], frozenset[str]]:
 
     Derived from :mod:`clio_lite.name` itself, so the auditor follows the namer when its wording changes.
     """
-    from .name import describe_keywords, unnamed
+    from .name import release_templates, unnamed
 
     patterns: dict[str, re.Pattern[str]] = {}
-    for n_keywords in range(1, 9):
-        template = describe_keywords([_SLOT.format(i) for i in range(n_keywords)])
+    for template in release_templates([_SLOT.format(i) for i in range(8)]):
         source = "(.+?)".join(re.escape(literal) for literal in _SLOT_SPLIT.split(template))
         patterns.setdefault(source, re.compile(source, flags=re.DOTALL))
     fallback = unnamed()
-    # Most slots first: the one-slot pattern would swallow a whole list of keywords as one slot.
-    ordered = tuple(sorted(patterns.values(), key=lambda pattern: -pattern.groups))
+    # Most slots first: the one-slot pattern would swallow a whole list of keywords as one slot; then the most fixed
+    # wording, so that a description is read by its own template before a title's "A and B" could match it.
+    ordered = tuple(sorted(patterns.values(), key=lambda pattern: (-pattern.groups, -len(pattern.pattern))))
     return ordered, frozenset({fallback.name, fallback.description})
 
 
 def data_segments(text: str) -> list[list[str]]:
     """The runs of words of a release string that came from the data, not from the namer's templates.
 
-    A string the keyword namer writes from a template ("Conversations about X, Y and Z; also W.") contributes only
-    its keyword slots; its fixed wording was written by clio_lite, not by a user, and a bigram across a slot's edge
-    ("about money", "money and") is the template's. A fixed text ("Unnamed cluster") contributes nothing. Any
-    other string (a keyword, a title, an LLM's description) is taken whole, cut by :func:`segments`.
+    A string the keyword namer writes from a template (:func:`clio_lite.name.release_templates`: "Conversations
+    about X and Y, also mentioning Z.", a title "X and Y") contributes only its slots; its fixed wording was written
+    by clio_lite, not by a user, and a bigram across a slot's edge ("about money", "money and") is the template's.
+    A fixed text ("Unnamed cluster") contributes nothing. Any other string (a keyword, a one-phrase title, an LLM's
+    description) is taken whole, cut by :func:`segments`. A string of another author that happens to fit a template
+    ("Rock and roll") is read by its slots too: each slot's words are still checked, only the n-grams across the
+    template's words are not.
 
     Examples
     --------
-    >>> data_segments("Conversations about git, merge and rebase; also commit messages.")
-    [['git'], ['merge'], ['rebase'], ['commit', 'messages']]
+    >>> data_segments("Conversations about git merge and rebase, also mentioning commit messages.")
+    [['git', 'merge'], ['rebase'], ['commit', 'messages']]
+    >>> data_segments("Reset my password and locked accounts")
+    [['reset', 'my', 'password'], ['locked', 'accounts']]
     >>> data_segments("Unnamed cluster")
     []
     """

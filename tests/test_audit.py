@@ -217,6 +217,13 @@ def test_a_rare_bigram_of_common_words_fails(conversations):
 
 
 def test_the_namer_template_is_not_mistaken_for_a_users_words():
+    assert data_segments("Conversations about git merge and rebase, also mentioning commit messages.") == [
+        ["git", "merge"], ["rebase"], ["commit", "messages"]
+    ]
+    assert data_segments("Conversations about fix a merge conflict.") == [["fix", "a", "merge", "conflict"]]
+    # A title of two phrases: "and" and the bigrams across it ("conflict and", "and rebase") are the template's.
+    assert data_segments("Fix a merge conflict and rebase") == [["fix", "a", "merge", "conflict"], ["rebase"]]
+    # A release written with the earlier template is read by it too.
     assert data_segments("Conversations about git, merge and rebase; also commit messages.") == [
         ["git"], ["merge"], ["rebase"], ["commit", "messages"]
     ]

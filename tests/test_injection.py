@@ -13,8 +13,8 @@ import re
 import numpy as np
 import pytest
 
-from clio_lite.audit import audit
-from clio_lite.name import KeywordNamer, NodeToName, describe_keywords
+from clio_lite.audit import audit, data_segments
+from clio_lite.name import KeywordNamer, NodeToName
 from clio_lite.release import ClusterTree, Release
 from tests.trees import node
 
@@ -59,11 +59,14 @@ def test_the_keyword_namer_never_emits_the_targets_details_whoever_injects(n_att
     words = released_words(names[0])
     for private in ("maria", "quokka", "example", "zanzibar", "syndrome", "diagnosed"):
         assert private not in words
-    # Everything said is a k-supported keyword inside the fixed template: the injection cannot change the form.
-    assert names[0].description == describe_keywords(names[0].keywords)
-    for word in {word for keyword in names[0].keywords for word in keyword.split()}:
-        supporters = {codes[i] for i in everything if word in re.findall(r"\w+", texts[i].lower())}
-        assert len(supporters) >= MIN_USERS, word
+    # Everything said is a k-supported phrase inside the fixed templates: the injection cannot change the form.
+    assert names[0].description.startswith("Conversations about ") and names[0].description.count(".") == 1
+    runs = [run for text in (names[0].name, names[0].description, *names[0].keywords) for run in data_segments(text)]
+    assert runs
+    padded = [" ".join(["", *re.findall(r"\w+", text.lower()), ""]) for text in texts]
+    for run in runs:
+        supporters = {codes[i] for i in everything if f" {' '.join(run)} " in padded[i]}
+        assert len(supporters) >= MIN_USERS, run
 
 
 def test_injections_by_too_few_accounts_leave_no_trace_in_the_names() -> None:

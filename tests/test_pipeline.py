@@ -217,7 +217,7 @@ def test_stage_objects_are_recorded_in_the_config_by_class_and_parameters():
     assert json.loads(json.dumps(config)) == config
     assert config["namer"] == {
         "class": "clio_lite.name.KeywordNamer",
-        "params": {"n_keywords": 8, "n_title_terms": 3, "ngram_range": [1, 3]},
+        "params": {"n_keywords": 8, "n_title_terms": 2, "ngram_range": [1, 3]},
     }
     assert config["reducer"]["params"]["n_components"] == 5
     assert config["random_state"] == 4
