@@ -75,7 +75,9 @@ class _Clock:
         return {"seconds": round(wall, 2), "cpu_seconds": round(cpu, 2)}
 
 
-def measure_clio(n: int) -> dict:
+def measure_clio(n: int, cache_dir: str | None = None) -> dict:
+    """``Clio(random_state=0).fit`` on n generated conversations; with an empty temporary cache, or with
+    ``cache_dir`` (kept: a second run after a kill, or of the same corpus, recomputes nothing already done)."""
     from contextlib import contextmanager
 
     from clio_lite import Clio
@@ -91,9 +93,9 @@ def measure_clio(n: int) -> dict:
             self.cpu_timings_[name] = round(_cpu_seconds() - start, 2)
 
     records, _ = _texts(n)
-    with tempfile.TemporaryDirectory() as cache:
+    with tempfile.TemporaryDirectory() as temporary:
         clock = _Clock()
-        clio = TimedClio(random_state=0, verbose=False, cache_dir=cache)
+        clio = TimedClio(random_state=0, verbose=False, cache_dir=cache_dir or temporary)
         clio.cpu_timings_ = {}
         clio.fit(records)
         total = clock.read()
@@ -233,9 +235,11 @@ def measure_umap_memory(n: int) -> dict:
     return {**clock.read(), "peak_rss_mb_before_fit": before}
 
 
-def _child(kind: str, n: int) -> dict:
+def _child(kind: str, n: int, cache_dir: str | None = None) -> dict:
     """Run one measurement in a fresh interpreter; its result with its peak memory."""
     command = [sys.executable, __file__, "--measure", kind, "--n", str(n)]
+    if cache_dir and kind == "clio":
+        command += ["--cache-dir", cache_dir]
     log.info("measuring %s on %d conversations", kind, n)
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
@@ -253,13 +257,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="also measure clio_lite's own memory for N conversations, with stand-in models")
     parser.add_argument("--umap-memory", type=int, default=None, metavar="N",
                         help="also measure the peak memory of one UMAP fit on N points")
+    parser.add_argument("--cache-dir", default=None, metavar="DIR",
+                        help="clio_lite's cache for the clio runs (default: a new empty one per run); kept, so that "
+                             "a rerun after a kill resumes from it")
     parser.add_argument("--measure", choices=(*KINDS, "umap_check", "bookkeeping", "umap_memory"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     if args.measure:
-        result = globals()[f"measure_{args.measure}"](args.n)
+        extra = {"cache_dir": args.cache_dir} if args.measure == "clio" else {}
+        result = globals()[f"measure_{args.measure}"](args.n, **extra)
         result["peak_rss_mb"] = _peak_mb()
         print(json.dumps(result))
         return 0
@@ -268,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "load_average_at_start": os.getloadavg()},
                     "corpus": "fixtures.generate.generate_conversations(n, seed=0)", "sizes": {}}
     for n in sorted(args.sizes):  # smallest first
-        runs = {kind: _child(kind, n) for kind in args.kinds}
+        runs = {kind: _child(kind, n, args.cache_dir and f"{args.cache_dir}/{n}") for kind in args.kinds}
         for result in runs.values():
             if "seconds" in result:
                 result["conversations_per_second"] = round(n / result["seconds"], 1)
