@@ -218,6 +218,53 @@ def measure_bookkeeping(n: int) -> dict:
     return {"peak_rss_mb_with_conversations_loaded": loaded, "embeddings_mb": round(vectors.nbytes / 2**20, 1)}
 
 
+def measure_pipeline_memory(n: int) -> dict:
+    """Peak memory of ``Clio.fit`` on a JSONL file of n generated conversations, with the models stood in for
+    (no scrubbing; hashed bag-of-words projected to 384-d; PCA instead of UMAP), so that what counts is clio_lite's
+    own memory: reading, the stage results, the embeddings, HDBSCAN, the gate, naming and the audit. Add the
+    models' and UMAP's memory to it (measured separately) for a full run."""
+    from collections import Counter
+
+    import numpy as np
+    from sklearn.decomposition import PCA
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    from clio_lite import Clio
+    from clio_lite.scrub import ScrubResult
+
+    class StandInScrubber:
+        def scrub(self, texts):
+            return ScrubResult(list(texts), Counter())
+
+    class StandInEmbedder:
+        model_id = "stand-in"
+
+        def __init__(self):
+            self._hashing = HashingVectorizer(n_features=2**12, alternate_sign=False)
+            self._projection = np.random.default_rng(0).normal(size=(2**12, 384)).astype(np.float32)
+
+        def embed(self, texts):
+            vectors = np.asarray(self._hashing.transform(texts) @ self._projection, dtype=np.float32)
+            return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+    with tempfile.TemporaryDirectory() as temporary:
+        path = Path(temporary) / "conversations.jsonl"
+        # Written by another process, so that generating the records does not count in this one's peak.
+        writer = ("import json, sys; from fixtures.generate import generate_conversations; "
+                  "open(sys.argv[2], 'w').writelines(json.dumps(r) + '\\n' "
+                  "for r in generate_conversations(int(sys.argv[1]), seed=0))")
+        subprocess.run([sys.executable, "-c", writer, str(n), str(path)], check=True, cwd=ROOT)
+        before = _peak_mb()
+        clock = _Clock()
+        clio = Clio(random_state=0, verbose=False, cache_dir=Path(temporary) / "cache", scrubber=StandInScrubber(),
+                    embedder=StandInEmbedder(), reducer=PCA(n_components=5), map_reducer=PCA(n_components=2),
+                    min_users=25, min_conversations=50)
+        clio.fit(path)
+        return {**clock.read(), "peak_rss_mb_before_fit": before, "stages": clio.timings_,
+                "embeddings_type": type(clio.embeddings_).__name__,
+                "released_clusters": len(clio.release_.tree.nodes)}
+
+
 def measure_umap_memory(n: int) -> dict:
     """Peak memory added by one 5-D UMAP fit on n clustered 384-d unit vectors."""
     import numpy as np
@@ -255,12 +302,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="also compare UMAP fitted on all N conversations with one fitted on N/3")
     parser.add_argument("--bookkeeping", type=int, default=None, metavar="N",
                         help="also measure clio_lite's own memory for N conversations, with stand-in models")
+    parser.add_argument("--pipeline-memory", type=int, default=None, metavar="N",
+                        help="also measure Clio.fit's own peak memory on a JSONL file of N, with stand-in models")
     parser.add_argument("--umap-memory", type=int, default=None, metavar="N",
                         help="also measure the peak memory of one UMAP fit on N points")
     parser.add_argument("--cache-dir", default=None, metavar="DIR",
                         help="clio_lite's cache for the clio runs (default: a new empty one per run); kept, so that "
                              "a rerun after a kill resumes from it")
-    parser.add_argument("--measure", choices=(*KINDS, "umap_check", "bookkeeping", "umap_memory"),
+    parser.add_argument("--measure", choices=(*KINDS, "umap_check", "bookkeeping", "pipeline_memory", "umap_memory"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -287,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         report["umap_sample_check"] = _child("umap_check", args.umap_check)
     if args.bookkeeping:
         report["bookkeeping_memory"] = {"n": args.bookkeeping, **_child("bookkeeping", args.bookkeeping)}
+    if args.pipeline_memory:
+        report["pipeline_memory"] = {"n": args.pipeline_memory, **_child("pipeline_memory", args.pipeline_memory)}
     if args.umap_memory:
         report["umap_memory"] = {"n": args.umap_memory, **_child("umap_memory", args.umap_memory)}
     report["machine"]["load_average_at_end"] = os.getloadavg()
