@@ -282,6 +282,25 @@ def measure_umap_memory(n: int) -> dict:
     return {**clock.read(), "peak_rss_mb_before_fit": before}
 
 
+def measure_umap_sampled_memory(n: int) -> dict:
+    """Peak memory of the default mode's clustering-space UMAP at n points: 5-D, fitted on a sample of
+    ``umap_fit_limit`` (50,000) rows and the rest placed by ``transform`` (``pipeline.fit_transform_sampled``)."""
+    import numpy as np
+
+    from clio_lite.pipeline import fit_transform_sampled
+    from clio_lite.reduce import UMAPReducer
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(60, 384))
+    X = (centres[rng.integers(0, 60, n)] + 0.6 * rng.normal(size=(n, 384))).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    UMAPReducer(n_components=5, random_state=0).fit_transform(X[:200])  # imports and compiled code first
+    before = _peak_mb()
+    clock = _Clock()
+    fit_transform_sampled(UMAPReducer(n_components=5, random_state=0), X, 50_000, 0)
+    return {**clock.read(), "peak_rss_mb_before_fit": before, "umap_fit_limit": 50_000}
+
+
 def _child(kind: str, n: int, cache_dir: str | None = None) -> dict:
     """Run one measurement in a fresh interpreter; its result with its peak memory."""
     command = [sys.executable, __file__, "--measure", kind, "--n", str(n)]
@@ -304,12 +323,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="also measure clio_lite's own memory for N conversations, with stand-in models")
     parser.add_argument("--pipeline-memory", type=int, default=None, metavar="N",
                         help="also measure Clio.fit's own peak memory on a JSONL file of N, with stand-in models")
+    parser.add_argument("--umap-sampled-memory", type=int, default=None, metavar="N",
+                        help="also measure the peak memory of the default mode's UMAP on N points (fit on 50,000)")
     parser.add_argument("--umap-memory", type=int, default=None, metavar="N",
                         help="also measure the peak memory of one UMAP fit on N points")
     parser.add_argument("--cache-dir", default=None, metavar="DIR",
                         help="clio_lite's cache for the clio runs (default: a new empty one per run); kept, so that "
                              "a rerun after a kill resumes from it")
-    parser.add_argument("--measure", choices=(*KINDS, "umap_check", "bookkeeping", "pipeline_memory", "umap_memory"),
+    parser.add_argument("--measure", choices=(*KINDS, "umap_check", "bookkeeping", "pipeline_memory", "umap_memory",
+                                                "umap_sampled_memory"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -338,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
         report["bookkeeping_memory"] = {"n": args.bookkeeping, **_child("bookkeeping", args.bookkeeping)}
     if args.pipeline_memory:
         report["pipeline_memory"] = {"n": args.pipeline_memory, **_child("pipeline_memory", args.pipeline_memory)}
+    if args.umap_sampled_memory:
+        report["umap_sampled_memory"] = {"n": args.umap_sampled_memory,
+                                         **_child("umap_sampled_memory", args.umap_sampled_memory)}
     if args.umap_memory:
         report["umap_memory"] = {"n": args.umap_memory, **_child("umap_memory", args.umap_memory)}
     report["machine"]["load_average_at_end"] = os.getloadavg()
