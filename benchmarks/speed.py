@@ -104,11 +104,13 @@ def measure_clio(n: int, cache_dir: str | None = None) -> dict:
 
 
 def _presidio_engines():
+    from presidio_anonymizer import AnonymizerEngine
+
     from clio_lite.scrub import PresidioScrubber
 
     scrubber = PresidioScrubber()
-    batch, anonymizer = scrubber._engines  # the same NLP engine and recognizers as clio_lite's scrubber
-    return scrubber, batch, anonymizer
+    batch = scrubber._analyzer  # the same NLP engine and recognizers as clio_lite's scrubber
+    return scrubber, batch, AnonymizerEngine()
 
 
 def measure_raw_scrub(n: int) -> dict:
