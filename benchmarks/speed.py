@@ -75,31 +75,37 @@ class _Clock:
         return {"seconds": round(wall, 2), "cpu_seconds": round(cpu, 2)}
 
 
-def measure_clio(n: int, cache_dir: str | None = None) -> dict:
-    """``Clio(random_state=0).fit`` on n generated conversations; with an empty temporary cache, or with
-    ``cache_dir`` (kept: a second run after a kill, or of the same corpus, recomputes nothing already done)."""
+def _timed_clio(**params):
+    """A ``Clio`` that also records each stage's CPU seconds and the process's peak RSS when the stage ends."""
     from contextlib import contextmanager
 
     from clio_lite import Clio
 
     class TimedClio(Clio):
-        """Clio, also recording each stage's CPU seconds."""
-
         @contextmanager
         def _stage(self, name):
             start = _cpu_seconds()
             with super()._stage(name):
                 yield
             self.cpu_timings_[name] = round(_cpu_seconds() - start, 2)
+            self.peak_rss_mb_after_stage_[name] = _peak_mb()
 
+    clio = TimedClio(**params)
+    clio.cpu_timings_, clio.peak_rss_mb_after_stage_ = {}, {}
+    return clio
+
+
+def measure_clio(n: int, cache_dir: str | None = None) -> dict:
+    """``Clio(random_state=0).fit`` on n generated conversations; with an empty temporary cache, or with
+    ``cache_dir`` (kept: a second run after a kill, or of the same corpus, recomputes nothing already done)."""
     records, _ = _texts(n)
     with tempfile.TemporaryDirectory() as temporary:
         clock = _Clock()
-        clio = TimedClio(random_state=0, verbose=False, cache_dir=cache_dir or temporary)
-        clio.cpu_timings_ = {}
+        clio = _timed_clio(random_state=0, verbose=False, cache_dir=cache_dir or temporary)
         clio.fit(records)
         total = clock.read()
     return {**total, "stages": clio.timings_, "cpu_stages": clio.cpu_timings_, "work": clio.work_,
+            "peak_rss_mb_after_stage": clio.peak_rss_mb_after_stage_,
             "released_clusters": len(clio.release_.tree.nodes), "counts": clio.release_.counts}
 
 
@@ -231,7 +237,6 @@ def measure_pipeline_memory(n: int) -> dict:
     from sklearn.decomposition import PCA
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    from clio_lite import Clio
     from clio_lite.scrub import ScrubResult
 
     class StandInScrubber:
@@ -258,11 +263,12 @@ def measure_pipeline_memory(n: int) -> dict:
         subprocess.run([sys.executable, "-c", writer, str(n), str(path)], check=True, cwd=ROOT)
         before = _peak_mb()
         clock = _Clock()
-        clio = Clio(random_state=0, verbose=False, cache_dir=Path(temporary) / "cache", scrubber=StandInScrubber(),
-                    embedder=StandInEmbedder(), reducer=PCA(n_components=5), map_reducer=PCA(n_components=2),
-                    min_users=25, min_conversations=50)
+        clio = _timed_clio(random_state=0, verbose=False, cache_dir=Path(temporary) / "cache",
+                           scrubber=StandInScrubber(), embedder=StandInEmbedder(), reducer=PCA(n_components=5),
+                           map_reducer=PCA(n_components=2), min_users=25, min_conversations=50)
         clio.fit(path)
         return {**clock.read(), "peak_rss_mb_before_fit": before, "stages": clio.timings_,
+                "cpu_stages": clio.cpu_timings_, "peak_rss_mb_after_stage": clio.peak_rss_mb_after_stage_,
                 "embeddings_type": type(clio.embeddings_).__name__,
                 "released_clusters": len(clio.release_.tree.nodes)}
 
