@@ -323,7 +323,8 @@ def _child(kind: str, n: int, cache_dir: str | None = None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000],
+                        help="corpus sizes for the four kinds; a bare --sizes runs only the extra measurements")
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     parser.add_argument("--umap-check", type=int, default=None, metavar="N",
                         help="also compare UMAP fitted on all N conversations with one fitted on N/3")
