@@ -276,7 +276,7 @@ class Clio(BaseEstimator):
         # What predict/transform need: the same scrubber and embedder, and each training conversation's embedding.
         self.scrubber_, self.embedder_ = scrubber, embedder
         # Input order; a conversation a facet filter kept out was never embedded for clustering (NaN row).
-        self.embeddings_ = self._in_input_order(embedder, scrubbed, embeddings, order, len(convs))
+        self.embeddings_ = self._embeddings_in_input_order(embedder, scrubbed, embeddings, order, len(convs))
         user_codes = np.unique([c.user_id for c in ordered], return_inverse=True)[1]
         if self.privacy == "dp":
             if n_filtered_out:
@@ -506,7 +506,7 @@ class Clio(BaseEstimator):
         key = ArrayCheckpoints.key(fingerprint(embedder), digest.hexdigest(), *parts)
         return ArrayCheckpoints(root / "checkpoints").writer("embed", key, name)
 
-    def _in_input_order(
+    def _embeddings_in_input_order(
         self, embedder: Any, scrubbed: list[str], embeddings: np.ndarray, order: list[int], n: int
     ) -> np.ndarray:
         """``embeddings_``: each row at its conversation's input position, NaN for one a facet filter kept out;
