@@ -75,38 +75,48 @@ class _Clock:
         return {"seconds": round(wall, 2), "cpu_seconds": round(cpu, 2)}
 
 
-def measure_clio(n: int) -> dict:
+def _timed_clio(**params):
+    """A ``Clio`` that also records each stage's CPU seconds and the process's peak RSS when the stage ends."""
     from contextlib import contextmanager
 
     from clio_lite import Clio
 
     class TimedClio(Clio):
-        """Clio, also recording each stage's CPU seconds."""
-
         @contextmanager
         def _stage(self, name):
             start = _cpu_seconds()
             with super()._stage(name):
                 yield
             self.cpu_timings_[name] = round(_cpu_seconds() - start, 2)
+            self.peak_rss_mb_after_stage_[name] = _peak_mb()
 
+    clio = TimedClio(**params)
+    clio.cpu_timings_, clio.peak_rss_mb_after_stage_ = {}, {}
+    return clio
+
+
+def measure_clio(n: int, cache_dir: str | None = None) -> dict:
+    """``Clio(random_state=0).fit`` on n generated conversations; with an empty temporary cache, or with
+    ``cache_dir`` (kept: a second run after a kill, or of the same corpus, recomputes nothing already done)."""
     records, _ = _texts(n)
-    with tempfile.TemporaryDirectory() as cache:
+    with tempfile.TemporaryDirectory() as temporary:
         clock = _Clock()
-        clio = TimedClio(random_state=0, verbose=False, cache_dir=cache)
-        clio.cpu_timings_ = {}
+        clio = _timed_clio(random_state=0, verbose=False, cache_dir=cache_dir or temporary)
         clio.fit(records)
         total = clock.read()
     return {**total, "stages": clio.timings_, "cpu_stages": clio.cpu_timings_, "work": clio.work_,
+            "peak_rss_mb_after_stage": clio.peak_rss_mb_after_stage_,
             "released_clusters": len(clio.release_.tree.nodes), "counts": clio.release_.counts}
 
 
 def _presidio_engines():
+    from presidio_anonymizer import AnonymizerEngine
+
     from clio_lite.scrub import PresidioScrubber
 
     scrubber = PresidioScrubber()
-    batch, anonymizer = scrubber._engines  # the same NLP engine and recognizers as clio_lite's scrubber
-    return scrubber, batch, anonymizer
+    batch = scrubber._analyzer  # the same NLP engine and recognizers as clio_lite's scrubber
+    return scrubber, batch, AnonymizerEngine()
 
 
 def measure_raw_scrub(n: int) -> dict:
@@ -216,6 +226,53 @@ def measure_bookkeeping(n: int) -> dict:
     return {"peak_rss_mb_with_conversations_loaded": loaded, "embeddings_mb": round(vectors.nbytes / 2**20, 1)}
 
 
+def measure_pipeline_memory(n: int) -> dict:
+    """Peak memory of ``Clio.fit`` on a JSONL file of n generated conversations, with the models stood in for
+    (no scrubbing; hashed bag-of-words projected to 384-d; PCA instead of UMAP), so that what counts is clio_lite's
+    own memory: reading, the stage results, the embeddings, HDBSCAN, the gate, naming and the audit. Add the
+    models' and UMAP's memory to it (measured separately) for a full run."""
+    from collections import Counter
+
+    import numpy as np
+    from sklearn.decomposition import PCA
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    from clio_lite.scrub import ScrubResult
+
+    class StandInScrubber:
+        def scrub(self, texts):
+            return ScrubResult(list(texts), Counter())
+
+    class StandInEmbedder:
+        model_id = "stand-in"
+
+        def __init__(self):
+            self._hashing = HashingVectorizer(n_features=2**12, alternate_sign=False)
+            self._projection = np.random.default_rng(0).normal(size=(2**12, 384)).astype(np.float32)
+
+        def embed(self, texts):
+            vectors = np.asarray(self._hashing.transform(texts) @ self._projection, dtype=np.float32)
+            return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+    with tempfile.TemporaryDirectory() as temporary:
+        path = Path(temporary) / "conversations.jsonl"
+        # Written by another process, so that generating the records does not count in this one's peak.
+        writer = ("import json, sys; from fixtures.generate import generate_conversations; "
+                  "open(sys.argv[2], 'w').writelines(json.dumps(r) + '\\n' "
+                  "for r in generate_conversations(int(sys.argv[1]), seed=0))")
+        subprocess.run([sys.executable, "-c", writer, str(n), str(path)], check=True, cwd=ROOT)
+        before = _peak_mb()
+        clock = _Clock()
+        clio = _timed_clio(random_state=0, verbose=False, cache_dir=Path(temporary) / "cache",
+                           scrubber=StandInScrubber(), embedder=StandInEmbedder(), reducer=PCA(n_components=5),
+                           map_reducer=PCA(n_components=2), min_users=25, min_conversations=50)
+        clio.fit(path)
+        return {**clock.read(), "peak_rss_mb_before_fit": before, "stages": clio.timings_,
+                "cpu_stages": clio.cpu_timings_, "peak_rss_mb_after_stage": clio.peak_rss_mb_after_stage_,
+                "embeddings_type": type(clio.embeddings_).__name__,
+                "released_clusters": len(clio.release_.tree.nodes)}
+
+
 def measure_umap_memory(n: int) -> dict:
     """Peak memory added by one 5-D UMAP fit on n clustered 384-d unit vectors."""
     import numpy as np
@@ -233,9 +290,30 @@ def measure_umap_memory(n: int) -> dict:
     return {**clock.read(), "peak_rss_mb_before_fit": before}
 
 
-def _child(kind: str, n: int) -> dict:
+def measure_umap_sampled_memory(n: int) -> dict:
+    """Peak memory of the default mode's clustering-space UMAP at n points: 5-D, fitted on a sample of
+    ``umap_fit_limit`` (50,000) rows and the rest placed by ``transform`` (``pipeline.fit_transform_sampled``)."""
+    import numpy as np
+
+    from clio_lite.pipeline import fit_transform_sampled
+    from clio_lite.reduce import UMAPReducer
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(60, 384))
+    X = (centres[rng.integers(0, 60, n)] + 0.6 * rng.normal(size=(n, 384))).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    UMAPReducer(n_components=5, random_state=0).fit_transform(X[:200])  # imports and compiled code first
+    before = _peak_mb()
+    clock = _Clock()
+    fit_transform_sampled(UMAPReducer(n_components=5, random_state=0), X, 50_000, 0)
+    return {**clock.read(), "peak_rss_mb_before_fit": before, "umap_fit_limit": 50_000}
+
+
+def _child(kind: str, n: int, cache_dir: str | None = None) -> dict:
     """Run one measurement in a fresh interpreter; its result with its peak memory."""
     command = [sys.executable, __file__, "--measure", kind, "--n", str(n)]
+    if cache_dir and kind == "clio":
+        command += ["--cache-dir", cache_dir]
     log.info("measuring %s on %d conversations", kind, n)
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
@@ -245,21 +323,31 @@ def _child(kind: str, n: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000],
+                        help="corpus sizes for the four kinds; a bare --sizes runs only the extra measurements")
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     parser.add_argument("--umap-check", type=int, default=None, metavar="N",
                         help="also compare UMAP fitted on all N conversations with one fitted on N/3")
     parser.add_argument("--bookkeeping", type=int, default=None, metavar="N",
                         help="also measure clio_lite's own memory for N conversations, with stand-in models")
+    parser.add_argument("--pipeline-memory", type=int, default=None, metavar="N",
+                        help="also measure Clio.fit's own peak memory on a JSONL file of N, with stand-in models")
+    parser.add_argument("--umap-sampled-memory", type=int, default=None, metavar="N",
+                        help="also measure the peak memory of the default mode's UMAP on N points (fit on 50,000)")
     parser.add_argument("--umap-memory", type=int, default=None, metavar="N",
                         help="also measure the peak memory of one UMAP fit on N points")
-    parser.add_argument("--measure", choices=(*KINDS, "umap_check", "bookkeeping", "umap_memory"),
+    parser.add_argument("--cache-dir", default=None, metavar="DIR",
+                        help="clio_lite's cache for the clio runs (default: a new empty one per run); kept, so that "
+                             "a rerun after a kill resumes from it")
+    parser.add_argument("--measure", choices=(*KINDS, "umap_check", "bookkeeping", "pipeline_memory", "umap_memory",
+                                                "umap_sampled_memory"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     if args.measure:
-        result = globals()[f"measure_{args.measure}"](args.n)
+        extra = {"cache_dir": args.cache_dir} if args.measure == "clio" else {}
+        result = globals()[f"measure_{args.measure}"](args.n, **extra)
         result["peak_rss_mb"] = _peak_mb()
         print(json.dumps(result))
         return 0
@@ -268,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "load_average_at_start": os.getloadavg()},
                     "corpus": "fixtures.generate.generate_conversations(n, seed=0)", "sizes": {}}
     for n in sorted(args.sizes):  # smallest first
-        runs = {kind: _child(kind, n) for kind in args.kinds}
+        runs = {kind: _child(kind, n, args.cache_dir and f"{args.cache_dir}/{n}") for kind in args.kinds}
         for result in runs.values():
             if "seconds" in result:
                 result["conversations_per_second"] = round(n / result["seconds"], 1)
@@ -279,6 +367,11 @@ def main(argv: list[str] | None = None) -> int:
         report["umap_sample_check"] = _child("umap_check", args.umap_check)
     if args.bookkeeping:
         report["bookkeeping_memory"] = {"n": args.bookkeeping, **_child("bookkeeping", args.bookkeeping)}
+    if args.pipeline_memory:
+        report["pipeline_memory"] = {"n": args.pipeline_memory, **_child("pipeline_memory", args.pipeline_memory)}
+    if args.umap_sampled_memory:
+        report["umap_sampled_memory"] = {"n": args.umap_sampled_memory,
+                                         **_child("umap_sampled_memory", args.umap_sampled_memory)}
     if args.umap_memory:
         report["umap_memory"] = {"n": args.umap_memory, **_child("umap_memory", args.umap_memory)}
     report["machine"]["load_average_at_end"] = os.getloadavg()

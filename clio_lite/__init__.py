@@ -13,7 +13,7 @@ Optional LLM stages (backends, LLM facets, an LLM namer and privacy auditor) are
 
 from .audit import AuditReport, audit
 from .facets import EmbeddingClassifier, Facet
-from .io import load_conversations
+from .io import iter_conversations, load_conversations
 from .pipeline import Clio
 from .release import ClusterNode, ClusterTree, Release
 from .schema import Conversation, Conversations, Message, Rejection
@@ -31,6 +31,7 @@ __all__ = [
     "Rejection",
     "Release",
     "audit",
+    "iter_conversations",
     "load_conversations",
 ]
 __version__ = "0.1.0"

@@ -8,6 +8,8 @@ Two kinds of store, neither using pickle:
   keeps every chunk it finished; SQLite's journal makes each chunk all-or-nothing.
 - :class:`ArrayCheckpoints`, ``.npy`` files keyed by ``sha256(input array, stage fingerprint)``, written to a
   temporary file and renamed into place (atomic on POSIX), for whole-stage outputs such as the UMAP coordinates.
+  A large output (the embeddings) is filled in place in a memory-mapped ``.npy`` (:meth:`ArrayCheckpoints.writer`)
+  and read back memory-mapped, so it lives on disk, not in RAM.
 
 A *fingerprint* names a stage's configuration: its class, its public parameters, the versions of the libraries that
 compute it and, for a model, the hash of its weights. Change any of these and the old entries are simply not found.
@@ -215,6 +217,10 @@ class ArrayCheckpoints:
         array = np.ascontiguousarray(array)
         return atomic_write_bytes(self.path(stage, key, name), lambda handle: np.save(handle, array))
 
+    def writer(self, stage: str, key: str, name: str) -> MemmapWriter:
+        """A :class:`MemmapWriter` for ``name``: fill the array it allocates, then commit it into place."""
+        return MemmapWriter(self.path(stage, key, name))
+
     def load(self, stage: str, key: str, name: str, mmap: bool = False) -> np.ndarray | None:
         """The saved array, or ``None`` if there is none (or it cannot be read: then it is recomputed)."""
         path = self.path(stage, key, name)
@@ -224,3 +230,55 @@ class ArrayCheckpoints:
             return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
         except (OSError, ValueError):
             return None
+
+
+class MemmapWriter:
+    """An array filled in place in a memory-mapped ``.npy`` file, then renamed into place and opened read-only.
+
+    The array never has to fit in RAM: the operating system pages it to and from the file. Until :meth:`commit`
+    it lives under a temporary name, so a reader finds the old file or the whole new one, never a part.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> writer = ArrayCheckpoints(tempfile.mkdtemp()).writer("embed", "key", "embeddings")
+    >>> array = writer.allocate((2, 3), np.float32)
+    >>> array[:] = 1.0
+    >>> done = writer.commit()
+    >>> type(done).__name__, done.flags.writeable, done.sum().item()
+    ('memmap', False, 6.0)
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._temporary: Path | None = None
+        self._array: np.memmap | None = None
+
+    def allocate(self, shape: tuple[int, ...], dtype: Any) -> np.memmap:
+        """A writable array of ``shape`` and ``dtype`` backed by a temporary file beside the target."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        os.close(descriptor)
+        self._temporary = Path(temporary)
+        self._array = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=shape)
+        return self._array
+
+    def commit(self) -> np.memmap:
+        """Flush the array to disk, rename it into place and return it opened read-only (``mmap_mode="r"``)."""
+        if self._array is None or self._temporary is None:
+            raise RuntimeError("allocate() the array before committing it")
+        self._array.flush()
+        with open(self._temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        del self._array  # unmapped before the rename
+        self._array = None
+        os.replace(self._temporary, self.path)
+        self._temporary = None
+        return np.load(self.path, mmap_mode="r", allow_pickle=False)
+
+    def abort(self) -> None:
+        """Drop the temporary file (after a failure); the target is left as it was."""
+        self._array = None
+        if self._temporary is not None:
+            self._temporary.unlink(missing_ok=True)
+            self._temporary = None

@@ -286,9 +286,18 @@ def scrub_texts(
 
 
 def embed_texts(
-    embedder: Any, texts: Sequence[str], cache: ResultCache | None = None, executor: Any = None, verbose: bool = False
+    embedder: Any,
+    texts: Sequence[str],
+    cache: ResultCache | None = None,
+    executor: Any = None,
+    verbose: bool = False,
+    allocate: Callable[[tuple[int, int], Any], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, dict[str, int]]:
-    """Embed ``texts`` (each distinct text once, cached ones not at all); an ``(n, dim)`` float32 array in order."""
+    """Embed ``texts`` (each distinct text once, cached ones not at all); an ``(n, dim)`` float32 array in order.
+
+    ``allocate(shape, dtype)`` gives the array the rows are written into (e.g. a memory-mapped file:
+    :meth:`clio_lite.checkpoint.ArrayCheckpoints.writer`); by default a new in-memory one.
+    """
     if len(texts) == 0:
         return np.asarray(embedder.embed([]), dtype=np.float32), {"texts": 0, "distinct": 0, "cached": 0, "computed": 0}
     # The stage's cache replaces the embedder's own, and its progress bar the embedder's.
@@ -296,7 +305,7 @@ def embed_texts(
     worker = EmbedWorker(_without_state(embedder, keep=loaded, cache_dir=None, verbose=False))
     results, stats = _run_stage(worker, texts, cache, make_executor(executor), "Embedding", verbose)
     dim = len(results[texts[0]]) // 4
-    vectors = np.empty((len(texts), dim), dtype=np.float32)  # filled in place: no list of rows beside it
+    vectors = (allocate or np.empty)((len(texts), dim), np.float32)  # filled in place: no list of rows beside it
     for row, text in enumerate(texts):
         vectors[row] = np.frombuffer(results[text], dtype="<f4")
     return vectors, stats

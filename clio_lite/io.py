@@ -14,12 +14,18 @@ without being held in memory; a gzip stream that is cut short or corrupt keeps t
 and the damage itself becomes one rejection (code ``"truncated"`` or ``"corrupt"``), as does a half-written last
 line. See ``docs/robustness.md`` for every case and its reason code.
 
+Streaming: :func:`iter_conversations` reads the same sources in chunks of validated conversations, with the same
+rejections, so that a file larger than memory can be read; :func:`load_conversations` is the same reader collecting
+every chunk. JSONL is read in 64 KiB blocks and Parquet a row batch at a time, so reading holds one chunk, plus, for
+duplicate-id detection, each id seen with a 32-byte digest of its record's content.
+
 Release writers live elsewhere; this module reads, and writes only the rejections (:func:`write_rejections`).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import math
@@ -60,6 +66,9 @@ _BOM = b"\xef\xbb\xbf"
 # A UTF-16 byte-order mark followed by a UTF-16 "{": a whole file in UTF-16, as some Windows tools write JSONL.
 _UTF16_STARTS = (b"\xff\xfe{\x00", b"\xfe\xff\x00{")
 _N_REASONS_LOGGED = 3
+#: Records per chunk that :func:`iter_conversations` yields by default.
+DEFAULT_CHUNK_SIZE = 10_000
+_PARQUET_BATCH_ROWS = 1024  # rows decoded at a time from a Parquet file
 _GZIP_SLICE_BYTES = 1 << 12
 _READ_BYTES = 1 << 16  # small reads keep a gzip bomb's expansion per step bounded (deflate expands at most ~1000x)
 # A JSON-escaped character takes at most 12 bytes ("\ud83d\ude00" for one emoji), plus the record's own keys.
@@ -137,19 +146,73 @@ def load_conversations(
     >>> len(convs), convs.n_read, convs.rejected[0].field
     (1, 2, 'user_id')
     """
+    limits = _limits(max_message_chars, max_conversation_chars)
+    if isinstance(source, Conversations):
+        return source
+    items, name = _items(source, format, limits)
+    return _collect(items, name, limits)
+
+
+def iter_conversations(
+    source: str | os.PathLike[str] | pd.DataFrame | Iterable[Mapping[str, Any]] | Conversations,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    format: str | None = None,
+    max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
+    max_conversation_chars: int = DEFAULT_MAX_CONVERSATION_CHARS,
+) -> Iterator[Conversations]:
+    """Read conversations in chunks: the streaming form of :func:`load_conversations`, for files larger than memory.
+
+    Each chunk is a :class:`~clio_lite.schema.Conversations` covering the next ``chunk_size`` records of the source
+    (its ``rejected`` holds that span's rejections, with their positions in the whole source). Put together, the
+    chunks hold exactly the conversations and rejections :func:`load_conversations` returns for the same source,
+    in the same order, duplicate ids included (a later duplicate is rejected in whatever chunk it falls). Reading
+    holds one chunk at a time; per record read, it keeps only the id and a digest of the content.
+
+    Parameters
+    ----------
+    source, format, max_message_chars, max_conversation_chars
+        As for :func:`load_conversations`. A ``Conversations`` is yielded whole, as one chunk.
+    chunk_size
+        Records (accepted or rejected) per chunk.
+
+    Returns
+    -------
+    iterator of Conversations
+        File-level problems (a missing file, an unknown format) raise at the call; a source with no records raises
+        ``ValueError`` when the iterator is exhausted, as :func:`load_conversations` does.
+
+    Examples
+    --------
+    >>> records = [{"id": i, "user_id": "u1", "messages": [{"role": "user", "content": "hi"}]} for i in range(5)]
+    >>> [len(chunk) for chunk in iter_conversations(records, chunk_size=2)]
+    [2, 2, 1]
+    """
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    limits = _limits(max_message_chars, max_conversation_chars)
+    if isinstance(source, Conversations):
+        return iter([source])
+    items, name = _items(source, format, limits)
+    return _chunks(items, name, limits, chunk_size)
+
+
+def _limits(max_message_chars: int, max_conversation_chars: int) -> dict[str, int]:
     limits = {"max_message_chars": max_message_chars, "max_conversation_chars": max_conversation_chars}
     for name, value in limits.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if isinstance(source, Conversations):
-        return source
+    return limits
+
+
+def _items(source: Any, format: str | None, limits: Mapping[str, int]) -> tuple[Iterator[_Item], str]:
+    """The source's records as items and its name for messages; file-level problems raise here."""
     if isinstance(source, pd.DataFrame):
-        return _collect(_iter_dataframe(source), "<DataFrame>", limits)
+        return _iter_dataframe(source), "<DataFrame>"
     if isinstance(source, str | os.PathLike):
         path = Path(source)
-        max_line_bytes = _BYTES_PER_CHAR * max_conversation_chars + _LINE_OVERHEAD_BYTES
-        items = _iter_path(path, format, max_line_bytes)
-        return _collect(items, str(source), limits)
+        max_line_bytes = _BYTES_PER_CHAR * limits["max_conversation_chars"] + _LINE_OVERHEAD_BYTES
+        return _iter_path(path, format, max_line_bytes), str(source)
     if isinstance(source, bytes | bytearray):
         raise TypeError("source is bytes; write them to a .jsonl file or pass a path, a DataFrame or a list")
     if isinstance(source, Mapping):
@@ -157,7 +220,7 @@ def load_conversations(
             "source is a single record; pass a list of records, e.g. load_conversations([record])"
         )
     if isinstance(source, Iterable):
-        return _collect((_plain_item(r) for r in source), "<list>", limits)
+        return (_plain_item(r) for r in source), "<list>"
     raise TypeError(
         f"cannot read conversations from a {type(source).__name__}; pass a path, a DataFrame, a list of "
         "dicts or a Conversations"
@@ -171,67 +234,123 @@ def load_conversations(
 
 def _collect(items: Iterator[_Item], name: str, limits: Mapping[str, int]) -> Conversations:
     """Validate every item, reject duplicate ids, log a summary, and package the result."""
+    validator = _Validator(name, limits)
     accepted: list[Conversation] = []
     rejected: list[Rejection] = []
-    first_seen: dict[str, tuple[int, Conversation]] = {}
-    n_read = 0
-    for index, item in enumerate(items):
-        n_read += 1
+    for item in items:
+        result = validator.validate(item)
+        (accepted if isinstance(result, Conversation) else rejected).append(result)
+    validator.finish()
+    return Conversations(accepted, rejected, source=name)
+
+
+def _chunks(items: Iterator[_Item], name: str, limits: Mapping[str, int], chunk_size: int) -> Iterator[Conversations]:
+    """Validate the items as :func:`_collect` does, yielding a ``Conversations`` every ``chunk_size`` records."""
+    validator = _Validator(name, limits)
+    accepted: list[Conversation] = []
+    rejected: list[Rejection] = []
+    for item in items:
+        result = validator.validate(item)
+        (accepted if isinstance(result, Conversation) else rejected).append(result)
+        if len(accepted) + len(rejected) == chunk_size:
+            yield Conversations(accepted, rejected, source=name)
+            accepted, rejected = [], []
+    if accepted or rejected:
+        yield Conversations(accepted, rejected, source=name)
+    validator.finish()
+
+
+class _Validator:
+    """Validates a source's items one at a time, in order; rejects later records with an id already accepted.
+
+    Per accepted record it keeps the id, its position and a digest of the content (not the conversation), so that
+    memory grows by about a hundred bytes per record, not by the records themselves.
+    """
+
+    def __init__(self, name: str, limits: Mapping[str, int]):
+        self.name = name
+        self.limits = limits
+        self.n_read = 0
+        self.n_accepted = 0
+        self.n_rejected = 0
+        self.first_rejections: list[Rejection] = []  # for the summary logged at the end
+        self._first_seen: dict[str, tuple[int, bytes, Any]] = {}
+
+    def validate(self, item: _Item) -> Conversation | Rejection:
+        index = self.n_read
+        self.n_read += 1
+        result = self._validate(index, item)
+        if isinstance(result, Rejection):
+            self.n_rejected += 1
+            if len(self.first_rejections) < _N_REASONS_LOGGED:
+                self.first_rejections.append(result)
+        else:
+            self.n_accepted += 1
+        return result
+
+    def _validate(self, index: int, item: _Item) -> Conversation | Rejection:
         suffix = f" ({item.where})" if item.where else ""
         if item.error is not None:
             error = item.error
-            rejected.append(Rejection(index, error.reason, error.field, record_id(item.record), error.code))
-            continue
+            return Rejection(index, error.reason, error.field, record_id(item.record), error.code)
         try:
-            conv = parse_record(item.record, **limits)
+            conv = parse_record(item.record, **self.limits)
         except RecordError as err:
-            rejected.append(Rejection(index, err.reason + suffix, err.field, record_id(item.record), err.code))
-            continue
+            return Rejection(index, err.reason + suffix, err.field, record_id(item.record), err.code)
         except Exception as err:  # a record must never crash the reader; this would be a bug in parse_record
-            logger.debug("unexpected error validating record %d of %s", index, name, exc_info=True)
+            logger.debug("unexpected error validating record %d of %s", index, self.name, exc_info=True)
             reason = f"could not be validated ({type(err).__name__}); please report this as a clio_lite bug"
-            rejected.append(Rejection(index, reason + suffix, None, record_id(item.record), "internal"))
-            continue
-        if conv.id in first_seen:
-            first_index, first = first_seen[conv.id]
-            if _same_conversation(conv, first):
+            return Rejection(index, reason + suffix, None, record_id(item.record), "internal")
+        content = _content_digest(conv)
+        if conv.id in self._first_seen:
+            first_index, *first_content = self._first_seen[conv.id]
+            if _same_content(content, tuple(first_content)):
                 detail, code = "the same conversation again, kept once", "duplicate"
             else:
                 detail, code = "different content; the first is kept", "conflict"
             reason = f"duplicate id {conv.id!r} (first seen at record {first_index}): {detail}"
-            rejected.append(Rejection(index, reason + suffix, "id", conv.id, code))
-            continue
-        first_seen[conv.id] = (index, conv)
-        accepted.append(conv)
+            return Rejection(index, reason + suffix, "id", conv.id, code)
+        self._first_seen[conv.id] = (index, *content)
+        return conv
 
-    if n_read == 0:
-        raise ValueError(f"{name} holds no records")
-    if rejected:
-        examples = "; ".join(
-            f"record {r.index}" + (f" ({r.field})" if r.field else "") + f": {r.reason}"
-            for r in rejected[:_N_REASONS_LOGGED]
-        )
-        more = f"; and {len(rejected) - _N_REASONS_LOGGED} more" if len(rejected) > _N_REASONS_LOGGED else ""
-        logger.warning(
-            "%s: rejected %d of %d records (see .rejected); first: %s%s",
-            name,
-            len(rejected),
-            n_read,
-            examples,
-            more,
-        )
-    logger.info("%s: accepted %d of %d records", name, len(accepted), n_read)
-    return Conversations(accepted, rejected, source=name)
+    def finish(self) -> None:
+        """Raise if the source held no record; log a summary of what was rejected."""
+        if self.n_read == 0:
+            raise ValueError(f"{self.name} holds no records")
+        if self.n_rejected:
+            examples = "; ".join(
+                f"record {r.index}" + (f" ({r.field})" if r.field else "") + f": {r.reason}"
+                for r in self.first_rejections
+            )
+            extra = self.n_rejected - len(self.first_rejections)
+            more = f"; and {extra} more" if extra > 0 else ""
+            logger.warning(
+                "%s: rejected %d of %d records (see .rejected); first: %s%s",
+                self.name,
+                self.n_rejected,
+                self.n_read,
+                examples,
+                more,
+            )
+        logger.info("%s: accepted %d of %d records", self.name, self.n_accepted, self.n_read)
 
 
-def _same_conversation(a: Conversation, b: Conversation) -> bool:
-    """Same user, messages and metadata (NaN equal to NaN, as a record read twice would be)."""
-    if a.user_id != b.user_id or a.messages != b.messages:
-        return False
+def _content_digest(conv: Conversation) -> tuple[bytes, Any]:
+    """sha256 of a conversation's user, messages and metadata (NaN equal to NaN, as a record read twice would be);
+    metadata that JSON cannot hold (keys that do not sort, a cycle) is kept as it is, to be compared by value."""
+    digest = hashlib.sha256(json.dumps([conv.user_id, [[m.role, m.content] for m in conv.messages]]).encode())
     try:
-        return _canonical(a.metadata) == _canonical(b.metadata)
-    except (TypeError, ValueError, RecursionError):  # metadata JSON cannot hold: compare as Python values
-        return a.metadata == b.metadata
+        digest.update(_canonical(conv.metadata).encode())
+    except (TypeError, ValueError, RecursionError):
+        return digest.digest(), conv.metadata
+    return digest.digest(), None
+
+
+def _same_content(a: tuple[bytes, Any], b: tuple[bytes, Any]) -> bool:
+    """Whether two :func:`_content_digest` values are the same conversation (same user, messages and metadata)."""
+    if a[0] != b[0] or (a[1] is None) != (b[1] is None):
+        return False
+    return a[1] is None or a[1] == b[1]
 
 
 def _canonical(value: Any) -> str:
@@ -475,11 +594,32 @@ def _iter_json_array(path: Path, gzipped: bool) -> Iterator[_Item]:
 
 
 def _iter_parquet(path: Path) -> Iterator[_Item]:
+    """One item per row, decoded a row batch at a time; a file that cannot be opened raises now."""
+    import pyarrow.parquet as pq
+
     try:
-        df = pd.read_parquet(path)
+        parquet = pq.ParquetFile(path)
     except Exception as err:  # pyarrow raises several types for corrupt files
         raise ValueError(f"{path} is not a readable Parquet file ({type(err).__name__}: {err})") from err
-    return _iter_dataframe(df)
+    return _parquet_rows(parquet, path)
+
+
+def _parquet_rows(parquet: Any, path: Path) -> Iterator[_Item]:
+    import pyarrow as pa
+
+    # Each batch becomes a table with the file's schema, whose pandas metadata (nullable integer ids, ...) makes
+    # its frame the rows pd.read_parquet would give.
+    schema = parquet.schema_arrow
+    batches = parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS)
+    while True:
+        try:
+            batch = next(batches, None)
+            if batch is None:
+                return
+            frame = pa.Table.from_batches([batch], schema=schema).to_pandas()
+        except Exception as err:  # pyarrow raises several types for corrupt files
+            raise ValueError(f"{path} is not a readable Parquet file ({type(err).__name__}: {err})") from err
+        yield from _iter_dataframe(frame)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .accounting import check_counts_by_stage, check_stage_rows, counts_by_stage
 from .audit import audit
-from .checkpoint import ArrayCheckpoints, ResultCache, fingerprint, hash_array, package_versions
+from .checkpoint import ArrayCheckpoints, MemmapWriter, ResultCache, fingerprint, hash_array, package_versions
 from .cluster import HDBSCANClusterer, Hierarchy
 from .embed import SentenceTransformerEmbedder, StaticEmbedder, model2vec_version
 from .executor import embed_texts, make_executor, scrub_texts
@@ -137,7 +137,9 @@ class Clio(BaseEstimator):
         The scrubber and embedder ``fit`` used; :meth:`predict` sends new conversations through the same ones.
     embeddings_ : np.ndarray
         The embedding of each accepted conversation, in the order of ``labels_``. Private, like ``labels_``:
-        :meth:`predict` finds new conversations' nearest neighbours among them.
+        :meth:`predict` finds new conversations' nearest neighbours among them. With a cache (``cache_dir`` not
+        ``False``) a read-only ``np.memmap`` of a ``.npy`` under ``<cache_dir>/checkpoints/embed/``: on disk, not
+        in RAM (see docs/scaling.md).
 
     Examples
     --------
@@ -274,8 +276,7 @@ class Clio(BaseEstimator):
         # What predict/transform need: the same scrubber and embedder, and each training conversation's embedding.
         self.scrubber_, self.embedder_ = scrubber, embedder
         # Input order; a conversation a facet filter kept out was never embedded for clustering (NaN row).
-        self.embeddings_ = np.full((len(convs), embeddings.shape[1]), np.nan, dtype=embeddings.dtype)
-        self.embeddings_[order] = embeddings
+        self.embeddings_ = self._embeddings_in_input_order(embedder, scrubbed, embeddings, order, len(convs))
         user_codes = np.unique([c.user_id for c in ordered], return_inverse=True)[1]
         if self.privacy == "dp":
             if n_filtered_out:
@@ -478,8 +479,47 @@ class Clio(BaseEstimator):
 
     def _embed(self, embedder: Any, scrubbed: list[str]) -> np.ndarray:
         cache = self._result_cache("embed", embedder)
-        embeddings, self.work_["embed"] = embed_texts(embedder, scrubbed, cache, self.executor, verbose=self.verbose)
-        return embeddings
+        # With a cache, the vectors are written straight into a memory-mapped .npy under its checkpoints and read
+        # back from it: on disk, paged in as needed, never all in RAM.
+        writer = self._embeddings_writer(embedder, scrubbed, "embeddings")
+        try:
+            embeddings, self.work_["embed"] = embed_texts(
+                embedder, scrubbed, cache, self.executor, verbose=self.verbose,
+                allocate=None if writer is None else writer.allocate,
+            )
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        return embeddings if writer is None else writer.commit()
+
+    def _embeddings_writer(self, embedder: Any, texts: Sequence[str], name: str, *parts: str) -> MemmapWriter | None:
+        """Where the embeddings of ``texts`` go on disk (keyed by the embedder and the texts), or None without cache."""
+        root = self._cache_root()
+        if root is None:
+            return None
+        digest = hashlib.sha256()
+        for text in texts:
+            encoded = text.encode()
+            digest.update(len(encoded).to_bytes(8, "little"))
+            digest.update(encoded)
+        key = ArrayCheckpoints.key(fingerprint(embedder), digest.hexdigest(), *parts)
+        return ArrayCheckpoints(root / "checkpoints").writer("embed", key, name)
+
+    def _embeddings_in_input_order(
+        self, embedder: Any, scrubbed: list[str], embeddings: np.ndarray, order: list[int], n: int
+    ) -> np.ndarray:
+        """``embeddings_``: each row at its conversation's input position, NaN for one a facet filter kept out;
+        memory-mapped on disk like the embed stage's output when there is a cache."""
+        writer = self._embeddings_writer(embedder, scrubbed, "embeddings_", hash_array(np.asarray(order)), str(n))
+        out = np.empty((n, embeddings.shape[1]), embeddings.dtype) if writer is None else writer.allocate(
+            (n, embeddings.shape[1]), embeddings.dtype
+        )
+        if len(order) < n:
+            out[:] = np.nan
+        for start in range(0, len(order), 50_000):  # bounded: a block of rows in memory at a time
+            out[order[start : start + 50_000]] = embeddings[start : start + 50_000]
+        return out if writer is None else writer.commit()
 
     def _reduce(self, embeddings: np.ndarray, seeds: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
         """The clustering space and the map, each checkpointed under (embeddings, reducer config, fit limit)."""

@@ -25,7 +25,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from clio_lite.io import load_conversations
+from clio_lite import io as clio_io
+from clio_lite.io import iter_conversations, load_conversations
 from clio_lite.schema import MAX_ID_CHARS, REJECTION_CODES, Conversations
 from tests.strategies import json_values
 
@@ -152,6 +153,11 @@ def load_bytes(data: bytes, name: str) -> Conversations:
         return load_conversations(path, **LIMITS)
 
 
+def joined(chunks: list[Conversations]) -> tuple[list[str], list[dict[str, Any]]]:
+    """What the chunks of a streamed read decided, whole conversations included (repr: NaN equals NaN)."""
+    return [repr(c) for chunk in chunks for c in chunk], [r.to_dict() for chunk in chunks for r in chunk.rejected]
+
+
 def outcome(convs: Conversations) -> tuple[list[str], list[dict[str, Any]]]:
     """What a load decided, comparable across runs and across plain and gzipped copies of a file."""
     return [c.id for c in convs], [r.to_dict() for r in convs.rejected]
@@ -171,6 +177,29 @@ def test_damaged_jsonl_never_crashes_and_accounts_for_every_record(file: tuple[b
     check(convs, n_records)
     assert outcome(load_bytes(data, "c.jsonl")) == outcome(convs)  # deterministic
     assert outcome(load_bytes(gzip.compress(data), "c.jsonl.gz")) == outcome(convs)  # gzip reads the same
+
+
+@FUZZ
+@given(jsonl_files(), st.integers(1, 25), st.floats(0, 1))
+def test_a_file_streamed_in_chunks_reads_as_it_does_whole(file: tuple[bytes, int], chunk_size: int, where: float):
+    data, n_records = file
+    assume(n_records > 0)
+    compressed = gzip.compress(data)
+    cut = compressed[: max(1, int(where * len(compressed)))]  # a truncated gzip stream, too
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, raw in (("c.jsonl", data), ("c.jsonl.gz", compressed), ("cut.jsonl.gz", cut)):
+            path = Path(tmp) / name
+            path.write_bytes(raw)
+            try:
+                whole = load_conversations(path, **LIMITS)
+            except ValueError:  # unreadable as a whole: so is the stream, at the call or when read
+                with pytest.raises(ValueError):
+                    list(iter_conversations(path, chunk_size=chunk_size, **LIMITS))
+                continue
+            chunks = list(iter_conversations(path, chunk_size=chunk_size, **LIMITS))
+            assert [chunk.n_read for chunk in chunks[:-1]] == [chunk_size] * (len(chunks) - 1)
+            assert 0 < chunks[-1].n_read <= chunk_size
+            assert joined(chunks) == joined([whole])
 
 
 @FUZZ
@@ -314,6 +343,38 @@ def test_corrupt_parquet_is_a_file_error_or_reads_with_every_row_accounted(where
         return
     for rejection in convs.rejected:
         assert rejection.code in REJECTION_CODES and rejection.code != "internal"
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 8) | st.none(), st.sampled_from(["u1", "u2", None]),
+                  st.sampled_from(["hello", "bye", "   ", SECRET]), json_values),
+        min_size=1, max_size=40,
+    ),
+    st.integers(1, 15),
+    st.integers(1, 10),
+)
+def test_parquet_streamed_in_row_batches_reads_as_the_whole_frame(rows, chunk_size: int, batch_rows: int) -> None:
+    frame = pd.DataFrame(
+        {
+            "id": pd.array([row[0] for row in rows], dtype="Int64"),
+            "user_id": [row[1] for row in rows],
+            "messages": [[{"role": "user", "content": row[2]}] for row in rows],
+            "note": [json.dumps(row[3]) for row in rows],
+        }
+    )
+    default_batch = clio_io._PARQUET_BATCH_ROWS
+    clio_io._PARQUET_BATCH_ROWS = batch_rows  # several row batches even in a small file
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "c.parquet"
+            frame.to_parquet(path)
+            chunks = list(iter_conversations(path, chunk_size=chunk_size))
+            whole = load_conversations(pd.read_parquet(path))
+    finally:
+        clio_io._PARQUET_BATCH_ROWS = default_batch
+    assert joined(chunks) == joined([whole])
 
 
 @pytest.mark.parametrize("name", ["c.jsonl", "c.jsonl.gz", "c.json", "c.parquet"])

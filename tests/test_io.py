@@ -6,6 +6,7 @@ import gzip
 import json
 import logging
 import tempfile
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clio_lite.io import SUPPORTED_FORMATS, load_conversations
+from clio_lite.io import SUPPORTED_FORMATS, iter_conversations, load_conversations
 from clio_lite.schema import Conversations, Message
 from tests.strategies import json_values
 
@@ -644,3 +645,64 @@ def test_a_parquet_string_cell_that_is_not_utf8_rejects_its_row_only(tmp_path: P
     [rejection] = convs.rejected
     assert (rejection.index, rejection.id, rejection.field, rejection.code) == (1, "2", "user_id", "encoding")
     assert rejection.reason == "the 'user_id' cell is not valid UTF-8 text"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Streaming
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _traced_peak(read) -> int:
+    tracemalloc.start()
+    try:
+        read()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_streaming_a_file_holds_one_chunk_and_an_id_index_not_the_file(tmp_path: Path) -> None:
+    from fixtures.generate import generate_conversations
+
+    records = generate_conversations(2400, seed=0)
+    small = write_jsonl(tmp_path / "small.jsonl", records[:600])
+    large = write_jsonl(tmp_path / "large.jsonl", records)
+
+    def stream(path: Path) -> None:
+        read = sum(chunk.n_read for chunk in iter_conversations(path, chunk_size=200))
+        assert read == (600 if path == small else 2400)
+
+    streamed = [_traced_peak(lambda path=path: stream(path)) for path in (small, large)]
+    loaded = [_traced_peak(lambda path=path: load_conversations(path)) for path in (small, large)]
+    # Per record more in the file, streaming keeps only the duplicate-id index (its id and a digest: ~200 bytes);
+    # loading the file whole keeps every conversation (~3 kB each here).
+    streamed_per_record = (streamed[1] - streamed[0]) / 1800
+    loaded_per_record = (loaded[1] - loaded[0]) / 1800
+    assert streamed_per_record < 400, streamed_per_record
+    assert loaded_per_record > 5 * streamed_per_record, (loaded_per_record, streamed_per_record)
+
+
+def test_chunks_cover_the_source_in_order_with_rejections_where_they_fall(tmp_path: Path) -> None:
+    lines = [rec(i) for i in range(7)] + [{"id": 8, "text": "no user"}, rec(3), rec(3, "other text")]
+    path = write_jsonl(tmp_path / "c.jsonl", lines)
+    chunks = list(iter_conversations(path, chunk_size=4))
+    assert [chunk.n_read for chunk in chunks] == [4, 4, 2]
+    assert [[c.id for c in chunk] for chunk in chunks] == [["0", "1", "2", "3"], ["4", "5", "6"], []]
+    assert [[(r.index, r.code) for r in chunk.rejected] for chunk in chunks] == [
+        [], [(7, "missing")], [(8, "duplicate"), (9, "conflict")]
+    ]
+    assert all(chunk.source == str(path) for chunk in chunks)
+
+
+def test_streaming_checks_the_file_at_the_call_and_an_empty_one_when_read(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        iter_conversations(tmp_path / "missing.jsonl")
+    with pytest.raises(ValueError, match="chunk_size"):
+        iter_conversations([rec(1)], chunk_size=0)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"\n\n")
+    chunks = iter_conversations(empty)
+    with pytest.raises(ValueError, match="holds no records"):
+        list(chunks)
+    convs = load_conversations([rec(1)])
+    assert list(iter_conversations(convs)) == [convs]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -246,6 +247,25 @@ def test_above_the_fit_limit_the_reducer_is_fitted_on_a_sample_and_places_the_re
             return X[:, :2] * 2
 
     assert np.array_equal(fit_transform_sampled(NoTransform(), X, limit=100, seed=3), X[:, :2] * 2)
+
+
+def test_embeddings_live_on_disk_memory_mapped_and_the_release_is_the_one_made_in_memory(
+    fitted, embedding_cache, tmp_path
+):
+    assert isinstance(fitted.embeddings_, np.memmap) and not fitted.embeddings_.flags.writeable
+    assert Path(fitted.embeddings_.filename).is_relative_to(embedding_cache / "checkpoints" / "embed")
+    assert fitted.embeddings_.shape == (len(fitted.conversations_), 384)
+
+    from fixtures.generate import generate_conversations
+
+    records = generate_conversations(150, seed=5)
+    params = dict(min_users=3, min_conversations=5, random_state=0, verbose=False)
+    on_disk = Clio(cache_dir=tmp_path / "cache", **params).fit(records)
+    in_memory = Clio(cache_dir=False, **params).fit(records)
+    assert isinstance(on_disk.embeddings_, np.memmap) and not isinstance(in_memory.embeddings_, np.memmap)
+    assert on_disk.embeddings_.tobytes() == in_memory.embeddings_.tobytes()
+    assert on_disk.release_.tree.digest() == in_memory.release_.tree.digest()
+    assert on_disk.release_.manifest["counts"] == in_memory.release_.manifest["counts"]
 
 
 # -- fast mode ----------------------------------------------------------------------------------------------------
