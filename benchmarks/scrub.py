@@ -7,7 +7,9 @@ spans):
   model and Presidio's default recognizers and entities, then ``AnonymizerEngine``, one text at a time;
 - ``presidio_batched``: the same analyzer through Presidio's ``BatchAnalyzerEngine`` (spaCy's ``nlp.pipe``);
 - ``clio_lite_full_spacy``: clio_lite's scrubber running every component of the spaCy model (how it ran before);
-- ``clio_lite``: clio_lite's default ``PresidioScrubber`` (spaCy tokenizer + NER only).
+- ``clio_lite``: clio_lite's default ``PresidioScrubber`` (spaCy tokenizer + NER only);
+- ``clio_lite_patterns``: clio_lite's ``PatternScrubber`` (the fast mode's: the same rules and Presidio's pattern
+  recognizers, no spaCy model run).
 
 and prints one JSON document: per entity type span recall and character precision, the totals over the identifying
 types, on a dev half and a held-out half of the records (split by a hash of the record id; the recognizers were
@@ -40,7 +42,7 @@ os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from clio_lite.scrub import PresidioScrubber, resolve_spacy_model  # noqa: E402
+from clio_lite.scrub import PatternScrubber, PresidioScrubber, resolve_spacy_model  # noqa: E402
 
 logger = logging.getLogger("benchmarks.scrub")
 
@@ -193,9 +195,9 @@ def presidio_batched():
     return process
 
 
-def clio_lite_scrubber(**options):
-    """clio_lite's PresidioScrubber: find() then replace(), which is what scrub() does."""
-    scrubber = PresidioScrubber(**options)
+def clio_lite_scrubber(scrubber_class=PresidioScrubber, **options):
+    """A clio_lite scrubber: find() then replace(), which is what scrub() does."""
+    scrubber = scrubber_class(**options)
 
     def process(texts):
         spans = scrubber.find(texts)
@@ -211,6 +213,7 @@ CONFIGS = {
     "presidio_batched": presidio_batched,
     "clio_lite_full_spacy": lambda: clio_lite_scrubber(spacy_components=None),
     "clio_lite": clio_lite_scrubber,
+    "clio_lite_patterns": lambda: clio_lite_scrubber(PatternScrubber),
 }
 
 
@@ -315,6 +318,10 @@ def main(argv=None) -> dict:
     if "clio_lite" in configs and "clio_lite_full_spacy" in configs:
         out["speedup_ner_only_vs_full_spacy"] = round(
             configs["clio_lite"]["docs_per_second"] / configs["clio_lite_full_spacy"]["docs_per_second"], 2
+        )
+    if "clio_lite" in configs and "clio_lite_patterns" in configs:
+        out["speedup_patterns_vs_default"] = round(
+            configs["clio_lite_patterns"]["docs_per_second"] / configs["clio_lite"]["docs_per_second"], 2
         )
     if "clio_lite" in configs and "presidio_plain" in configs:
         out["speedup_vs_presidio_plain"] = round(

@@ -4,6 +4,8 @@ In one run, on the same generated corpus (``fixtures.generate.generate_conversat
 times, each in a fresh child process (so that its peak memory is its own ``ru_maxrss``):
 
 - ``clio``: ``Clio(random_state=0).fit(records)`` end to end with an empty cache, per stage (``timings_``);
+- ``clio_scrub``: ``Clio``'s scrub stage alone, as ``fit`` runs it (quicker than ``clio`` when only scrubbing is
+  compared);
 - ``raw_scrub``: Presidio alone, ``BatchAnalyzerEngine.analyze_iterator`` + ``AnonymizerEngine`` over every text,
   with the same NLP engine, recognizers, entities and threshold as clio_lite's scrubber;
 - ``raw_embed``: a bare ``SentenceTransformer.encode`` of the same texts (batch 64, normalised), same model;
@@ -41,7 +43,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
 
-KINDS = ("clio", "raw_scrub", "raw_embed", "baseline")
+KINDS = ("clio", "clio_scrub", "raw_scrub", "raw_embed", "baseline")
 log = logging.getLogger("speed")
 
 
@@ -102,11 +104,29 @@ def measure_clio(n: int) -> dict:
 
 
 def _presidio_engines():
+    from presidio_anonymizer import AnonymizerEngine
+
     from clio_lite.scrub import PresidioScrubber
 
     scrubber = PresidioScrubber()
-    batch, anonymizer = scrubber._engines  # the same NLP engine and recognizers as clio_lite's scrubber
-    return scrubber, batch, anonymizer
+    batch = scrubber._analyzer  # the same NLP engine and recognizers as clio_lite's scrubber
+    return scrubber, batch, AnonymizerEngine()
+
+
+def measure_clio_scrub(n: int) -> dict:
+    """The scrub stage alone, exactly as ``Clio.fit`` runs it (scrubber built in the stage, empty cache)."""
+    from clio_lite import Clio
+    from clio_lite.scrub import PresidioScrubber
+
+    _, texts = _texts(n)
+    with tempfile.TemporaryDirectory() as cache:
+        clio = Clio(random_state=0, verbose=False, cache_dir=cache)
+        clio.timings_, clio.work_ = {}, {}
+        clock = _Clock()
+        with clio._stage("scrub"):
+            scrubbed, _ = clio._scrub(PresidioScrubber(), texts)
+        total = clock.read()
+    return {**total, "texts": len(scrubbed), "work": clio.work_["scrub"]}
 
 
 def measure_raw_scrub(n: int) -> dict:
@@ -296,6 +316,10 @@ def _ratios(runs: dict) -> dict:
         if total_key in runs.get("raw_scrub", {}) and stages.get("scrub"):
             raw = runs["raw_scrub"][total_key]
             ratios[f"scrub_throughput_vs_raw_presidio_{clock}"] = round(raw / stages["scrub"], 3)
+        alone = runs.get("clio_scrub", {})
+        if total_key in runs.get("raw_scrub", {}) and alone.get(total_key):
+            ratios[f"scrub_stage_alone_throughput_vs_raw_presidio_{clock}"] = round(
+                runs["raw_scrub"][total_key] / alone[total_key], 3)
         if total_key in runs.get("raw_embed", {}) and stages.get("embed"):
             ratios[f"embed_throughput_vs_raw_encode_{clock}"] = round(runs["raw_embed"][total_key] / stages["embed"], 3)
         if total_key in runs.get("baseline", {}) and total_key in clio:
