@@ -61,9 +61,21 @@ def _peak_mb() -> float:
 
 
 def _cpu_seconds() -> float:
-    """CPU time of this process, all threads: less sensitive than wall time to other work on a shared machine."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """CPU time of this process, all threads, and of its ended child processes (the scrub stage's worker processes,
+    which end with the stage): less sensitive than wall time to other work on a shared machine."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+#: ``--scrub-processes``: how many processes clio_lite's scrub stage uses (``None``: its default, ``"auto"``).
+SCRUB_PROCESSES: int | str | None = None
+
+
+def _executor():
+    """The executor clio_lite runs with in this measurement."""
+    from clio_lite.executor import LocalExecutor
+
+    return None if SCRUB_PROCESSES is None else LocalExecutor(processes=SCRUB_PROCESSES)
 
 
 class _Clock:
@@ -95,7 +107,7 @@ def measure_clio(n: int) -> dict:
     records, _ = _texts(n)
     with tempfile.TemporaryDirectory() as cache:
         clock = _Clock()
-        clio = TimedClio(random_state=0, verbose=False, cache_dir=cache)
+        clio = TimedClio(random_state=0, verbose=False, cache_dir=cache, executor=_executor())
         clio.cpu_timings_ = {}
         clio.fit(records)
         total = clock.read()
@@ -120,7 +132,7 @@ def measure_clio_scrub(n: int) -> dict:
 
     _, texts = _texts(n)
     with tempfile.TemporaryDirectory() as cache:
-        clio = Clio(random_state=0, verbose=False, cache_dir=cache)
+        clio = Clio(random_state=0, verbose=False, cache_dir=cache, executor=_executor())
         clio.timings_, clio.work_ = {}, {}
         clock = _Clock()
         with clio._stage("scrub"):
@@ -130,10 +142,10 @@ def measure_clio_scrub(n: int) -> dict:
 
 
 def measure_raw_scrub(n: int) -> dict:
+    _, texts = _texts(n)
+    clock = _Clock()  # from before Presidio's import, as clio_lite's scrub stage (which imports it) is timed
     from presidio_anonymizer.entities import OperatorConfig
 
-    _, texts = _texts(n)
-    clock = _Clock()
     scrubber, batch, anonymizer = _presidio_engines()
     operators = {e: OperatorConfig("replace", {"new_value": f"<{e}>"}) for e in scrubber.entities}
     results = batch.analyze_iterator(texts, language="en", batch_size=scrubber.batch_size,
@@ -253,9 +265,15 @@ def measure_umap_memory(n: int) -> dict:
     return {**clock.read(), "peak_rss_mb_before_fit": before}
 
 
+def _processes(value: str) -> int | str:
+    return value if value == "auto" else int(value)
+
+
 def _child(kind: str, n: int) -> dict:
     """Run one measurement in a fresh interpreter; its result with its peak memory."""
     command = [sys.executable, __file__, "--measure", kind, "--n", str(n)]
+    if SCRUB_PROCESSES is not None:
+        command += ["--scrub-processes", str(SCRUB_PROCESSES)]
     log.info("measuring %s on %d conversations", kind, n)
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
@@ -273,19 +291,27 @@ def main(argv: list[str] | None = None) -> int:
                         help="also measure clio_lite's own memory for N conversations, with stand-in models")
     parser.add_argument("--umap-memory", type=int, default=None, metavar="N",
                         help="also measure the peak memory of one UMAP fit on N points")
+    parser.add_argument("--scrub-processes", type=_processes, default=None, metavar="N",
+                        help="processes for clio_lite's scrub stage: a number or 'auto' (default: clio_lite's default)")
     parser.add_argument("--measure", choices=(*KINDS, "umap_check", "bookkeeping", "umap_memory"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    global SCRUB_PROCESSES
+    SCRUB_PROCESSES = args.scrub_processes
     if args.measure:
         result = globals()[f"measure_{args.measure}"](args.n)
         result["peak_rss_mb"] = _peak_mb()
+        child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        if child_peak:  # worker processes ran beside this one: the largest one's peak (their memory adds up)
+            result["peak_rss_mb_largest_worker_process"] = round(child_peak / 1024, 1)
         print(json.dumps(result))
         return 0
 
     report: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                 "load_average_at_start": os.getloadavg()},
+                    "scrub_processes": SCRUB_PROCESSES or "clio_lite's default",
                     "corpus": "fixtures.generate.generate_conversations(n, seed=0)", "sizes": {}}
     for n in sorted(args.sizes):  # smallest first
         runs = {kind: _child(kind, n) for kind in args.kinds}

@@ -170,9 +170,10 @@ class LocalExecutor:
     Parameters
     ----------
     processes : int or "auto"
-        How many processes scrub, this one included. ``"auto"``: one per CPU (at most :data:`MAX_AUTO_PROCESSES`),
-        fewer when there are too few texts for another process to pay for its start-up (the scrubber's
-        ``min_texts_per_process``: 500 for :class:`~clio_lite.scrub.PresidioScrubber`). ``1``: this process only.
+        How many processes scrub, this one included. ``"auto"``: one per idle CPU (this process's own included, as
+        the one-minute load average tells; at most :data:`MAX_AUTO_PROCESSES`), fewer when there are too few texts
+        for another process to pay for its start-up (the scrubber's ``min_texts_per_process`` texts per process).
+        ``1``: this process only.
         A scrubber without ``min_texts_per_process``, or one that cannot be pickled, always runs in this process.
 
     Notes
@@ -192,7 +193,10 @@ class LocalExecutor:
             return 1
         if self.processes == "auto":
             texts = sum(len(chunk) for chunk in chunks)
-            return max(1, min(_usable_cpus(), MAX_AUTO_PROCESSES, len(chunks), texts // max(per_process, 1)))
+            # A worker process only pays on a core nothing else is using: on a busy machine it would add its
+            # start-up and model load and take a share of the same cores.
+            cores = min(_usable_cpus(), 1 + _idle_cpus())
+            return max(1, min(cores, MAX_AUTO_PROCESSES, len(chunks), texts // max(per_process, 1)))
         if not isinstance(self.processes, int) or isinstance(self.processes, bool) or self.processes < 1:
             raise ValueError(f"LocalExecutor(processes={self.processes!r}): expected 'auto' or a positive integer.")
         return min(self.processes, len(chunks))
@@ -213,6 +217,15 @@ def _usable_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def _idle_cpus() -> int:
+    """Cores left idle by everything running (one-minute load average); all usable ones where load is not known."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return _usable_cpus()
+    return max(0, round(_usable_cpus() - load))
 
 
 def _remote_payload(worker: Any) -> bytes | None:
