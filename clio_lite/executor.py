@@ -26,7 +26,7 @@ import os
 import pickle
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import BrokenExecutor, Future
 from pathlib import Path
 from typing import Any
 
@@ -258,16 +258,38 @@ def _map_with_helpers(
 ) -> Iterator[bytes]:
     """Each chunk's result in order, computed by ``helpers`` worker processes and by this process.
 
-    Up to two chunks per helper are queued; while the next chunk due is still running in a helper, this process
-    computes the first chunk nobody has taken. So every process stays busy and a slow one holds nobody up for long.
+    Should a worker process die (killed for memory, say) or none start, the chunks not yet handed on are computed
+    here, with a warning: the results are the same.
     """
+    done_here: dict[int, bytes] = {}
+    handed_on = 0
+    try:
+        for result in _pooled(worker, payload, chunks, helpers, done_here):
+            yield result
+            handed_on += 1
+    except (BrokenExecutor, OSError) as error:
+        logger.warning("a worker process failed (%s: %s); the rest of the stage runs in this process",
+                       type(error).__name__, error)
+        for index in range(handed_on, len(chunks)):
+            yield done_here.pop(index) if index in done_here else worker(chunks[index])
+
+
+def _pooled(
+    worker: Callable[[list[str]], bytes],
+    payload: bytes,
+    chunks: Sequence[list[str]],
+    helpers: int,
+    done_here: dict[int, bytes],
+) -> Iterator[bytes]:
+    """Up to two chunks per helper are queued; while the next chunk due is still running in a helper, this process
+    computes the first chunk nobody has taken (into ``done_here``). So every process stays busy and a slow one holds
+    nobody up for long."""
     from joblib.externals.loky import ProcessPoolExecutor
 
     pool = ProcessPoolExecutor(max_workers=helpers, initializer=_start_process_worker, initargs=(payload,))
     finished = False
     try:
         queued: dict[int, Future] = {}
-        done_here: dict[int, bytes] = {}
         taken = 0
         for due in range(len(chunks)):
             while True:

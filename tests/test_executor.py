@@ -179,6 +179,29 @@ def test_a_scrubber_that_cannot_be_pickled_scrubs_in_this_process(monkeypatch):
     assert (scrubbed, counts) == scrub_texts(PresidioScrubber(), texts, executor=LocalExecutor(processes=1))[:2]
 
 
+class DyingScrubber(PresidioScrubber):
+    """The real Presidio scrubber, except that it kills any process but the one that made it (as an out-of-memory
+    kill would)."""
+
+    def __init__(self):
+        super().__init__()
+        self.home = os.getpid()
+
+    def scrub(self, texts):
+        if os.getpid() != self.home:
+            os._exit(1)
+        return super().scrub(texts)
+
+
+def test_when_a_worker_process_dies_this_process_scrubs_the_rest(monkeypatch, caplog):
+    monkeypatch.setattr("clio_lite.executor.CHUNK_SIZE", 16)
+    texts = _corpus(60)
+    with caplog.at_level("WARNING", logger="clio_lite.executor"):
+        scrubbed, counts, work = scrub_texts(DyingScrubber(), texts, executor=LocalExecutor(processes=2))
+    assert "worker process failed" in caplog.text
+    assert (scrubbed, counts, work) == scrub_texts(PresidioScrubber(), texts, executor=LocalExecutor(processes=1))
+
+
 # -- Ray: a real local cluster, started here ---------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
