@@ -92,7 +92,8 @@ class Clio(BaseEstimator):
         ``False`` no cache. The cache holds scrubbed conversation text: keep it where the conversations themselves
         may live (see ``docs/scaling.md``).
     executor : "local", "ray", an executor object or None
-        Where the scrub and embed stages run: in this process (``None``, ``"local"``) or as Ray Data jobs on a Ray
+        Where the scrub and embed stages run: on this machine (``None``, ``"local"``: scrubbing spreads over idle
+        cores when there is enough of it, see :class:`clio_lite.executor.LocalExecutor`) or as Ray Data jobs on a Ray
         cluster (``"ray"``: the cluster in ``RAY_ADDRESS``, or a local one; or a
         :class:`clio_lite.executor.RayExecutor` with an address). Clustering always runs here. Does not change
         the release.
