@@ -278,8 +278,8 @@ class PatternScrubber(_SpanScrubber):
     and foreign capitalised names, handles, obfuscated e-mails, keys, dates of birth) and Presidio's pattern
     recognizers (e-mail, card with checksum, IP, IBAN, SSN, crypto wallets, URLs...), with the same span merging,
     name propagation and placeholders as :class:`PresidioScrubber`. What it leaves out is spaCy's named-entity
-    model: people's names that no rule catches (an English-word name without a cue, "Scott is a very sympathetic
-    person") stay. Recall and speed beside the default are in ``docs/scrubbing.md``.
+    model: people's names that no rule catches (a surname on its own, an English-word name without a cue) stay.
+    Recall and speed beside the default are in ``docs/scrubbing.md``.
 
     Parameters
     ----------
@@ -316,14 +316,12 @@ class PatternScrubber(_SpanScrubber):
 
         # Only the lemmatizer's lookup tables are read (no component is run), so the model components are not loaded.
         nlp = spacy.load(resolve_spacy_model(self.spacy_model), exclude=_MODEL_COMPONENTS)
-        rules = _rule_recognizers(nlp)
         with _quiet_presidio():
-            registry = _registry(None, rules)
-        entities = list(self.entities)
-        rules = {recognizer.name for recognizer in rules}
-        chosen = registry.get_recognizers(language="en", entities=entities)  # in a set's order: sorted below
-        chosen = [rec for rec in chosen if isinstance(rec, PatternRecognizer) or rec.name in rules]
-        return sorted(chosen, key=lambda recognizer: recognizer.name)
+            presidio = _registry(None, None).get_recognizers(language="en", entities=list(self.entities))
+        patterns = [recognizer for recognizer in presidio if isinstance(recognizer, PatternRecognizer)]
+        rules = [rule for rule in _rule_recognizers(nlp) if set(rule.supported_entities) & set(self.entities)]
+        # Presidio hands its recognizers over in a set's order: sorted, so every process runs them alike.
+        return sorted(patterns + rules, key=lambda recognizer: recognizer.name)
 
     def find(self, texts: Sequence[str]) -> list[list[Span]]:
         """The spans to replace in each text: non-overlapping, sorted, typed by the most confident recognizer."""
