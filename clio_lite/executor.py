@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 CHUNK_SIZE = 256
 
 #: At most this many processes scrub at once when :class:`LocalExecutor` chooses (each holds its own models, about
-#: 0.5 GB for Presidio with spaCy's small model).
+#: 0.6 GB for Presidio with spaCy's small model).
 MAX_AUTO_PROCESSES = 4
 
 # Environment that keeps workers offline, passed to Ray workers as it is set in the driver.
@@ -178,7 +178,7 @@ class LocalExecutor:
 
     Notes
     -----
-    Each worker process holds its own copy of the models (about 0.5 GB for the default scrubber) while the stage
+    Each worker process holds its own copy of the models (about 0.6 GB RSS for the default scrubber) while the stage
     runs; the processes end with the stage. They are started with joblib's loky, which needs no
     ``if __name__ == "__main__":`` guard in the calling script.
     """
