@@ -204,8 +204,9 @@ class PresidioScrubber(_SpanScrubber):
     ['my name is <PERSON>, call me on <PHONE_NUMBER>']
     """
 
-    #: A worker process takes about 5 CPU seconds to start (imports, model load), the time of some 800 texts.
-    min_texts_per_process = 1_000
+    #: A worker process takes about 5 CPU seconds to start (imports, model load), the time of some 800 texts; at
+    #: 1,000 texts a process two processes gained 1.14x on a half-idle machine (docs/scaling.md).
+    min_texts_per_process = 2_500
 
     def __init__(
         self,

@@ -146,12 +146,12 @@ def test_scrubbing_in_worker_processes_gives_the_same_results_in_order(monkeypat
 def test_processes_are_used_for_scrubbing_only_when_they_pay(monkeypatch):
     monkeypatch.setattr("clio_lite.executor._usable_cpus", lambda: 4)
     monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))  # this process busy, three cores idle
-    chunks = [["text"] * 256] * 8  # 2,048 texts
+    chunks = [["text"] * 256] * 20  # 5,120 texts
     auto = LocalExecutor()
-    assert auto.processes_for(ScrubWorker(PresidioScrubber()), chunks) == 2  # 1,000 texts a process at least
+    assert auto.processes_for(ScrubWorker(PresidioScrubber()), chunks) == 2  # 2,500 texts a process at least
     assert auto.processes_for(ScrubWorker(PresidioScrubber()), chunks * 2) == 4
     assert auto.processes_for(ScrubWorker(PresidioScrubber()), chunks[:1]) == 1  # one chunk
-    assert auto.processes_for(ScrubWorker(PresidioScrubber()), chunks[:3]) == 1  # 768 texts
+    assert auto.processes_for(ScrubWorker(PresidioScrubber()), chunks[:8]) == 1  # 2,048 texts
     assert auto.processes_for(ScrubWorker(PatternScrubber()), chunks) == 1  # fast: start-up would not pay back
     monkeypatch.setattr(os, "getloadavg", lambda: (3.6, 3.0, 3.0))  # a busy machine: no process to gain
     assert auto.processes_for(ScrubWorker(PresidioScrubber()), chunks * 2) == 1
