@@ -4,6 +4,8 @@ In one run, on the same generated corpus (``fixtures.generate.generate_conversat
 times, each in a fresh child process (so that its peak memory is its own ``ru_maxrss``):
 
 - ``clio``: ``Clio(random_state=0).fit(records)`` end to end with an empty cache, per stage (``timings_``);
+- ``clio_scrub``: ``Clio``'s scrub stage alone, as ``fit`` runs it (quicker than ``clio`` when only scrubbing is
+  compared);
 - ``raw_scrub``: Presidio alone, ``BatchAnalyzerEngine.analyze_iterator`` + ``AnonymizerEngine`` over every text,
   with the same NLP engine, recognizers, entities and threshold as clio_lite's scrubber;
 - ``raw_embed``: a bare ``SentenceTransformer.encode`` of the same texts (batch 64, normalised), same model;
@@ -41,7 +43,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
 
-KINDS = ("clio", "raw_scrub", "raw_embed", "baseline")
+KINDS = ("clio", "clio_scrub", "raw_scrub", "raw_embed", "baseline")
 log = logging.getLogger("speed")
 
 
@@ -59,9 +61,21 @@ def _peak_mb() -> float:
 
 
 def _cpu_seconds() -> float:
-    """CPU time of this process, all threads: less sensitive than wall time to other work on a shared machine."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """CPU time of this process, all threads, and of its ended child processes (the scrub stage's worker processes,
+    which end with the stage): less sensitive than wall time to other work on a shared machine."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+#: ``--scrub-processes``: how many processes clio_lite's scrub stage uses (``None``: its default, ``"auto"``).
+SCRUB_PROCESSES: int | str | None = None
+
+
+def _executor():
+    """The executor clio_lite runs with in this measurement."""
+    from clio_lite.executor import LocalExecutor
+
+    return None if SCRUB_PROCESSES is None else LocalExecutor(processes=SCRUB_PROCESSES)
 
 
 class _Clock:
@@ -101,7 +115,7 @@ def measure_clio(n: int, cache_dir: str | None = None) -> dict:
     records, _ = _texts(n)
     with tempfile.TemporaryDirectory() as temporary:
         clock = _Clock()
-        clio = _timed_clio(random_state=0, verbose=False, cache_dir=cache_dir or temporary)
+        clio = _timed_clio(random_state=0, verbose=False, cache_dir=cache_dir or temporary, executor=_executor())
         clio.fit(records)
         total = clock.read()
     return {**total, "stages": clio.timings_, "cpu_stages": clio.cpu_timings_, "work": clio.work_,
@@ -119,11 +133,27 @@ def _presidio_engines():
     return scrubber, batch, AnonymizerEngine()
 
 
-def measure_raw_scrub(n: int) -> dict:
-    from presidio_anonymizer.entities import OperatorConfig
+def measure_clio_scrub(n: int) -> dict:
+    """The scrub stage alone, exactly as ``Clio.fit`` runs it (scrubber built in the stage, empty cache)."""
+    from clio_lite import Clio
+    from clio_lite.scrub import PresidioScrubber
 
     _, texts = _texts(n)
-    clock = _Clock()
+    with tempfile.TemporaryDirectory() as cache:
+        clio = Clio(random_state=0, verbose=False, cache_dir=cache, executor=_executor())
+        clio.timings_, clio.work_ = {}, {}
+        clock = _Clock()
+        with clio._stage("scrub"):
+            scrubbed, _ = clio._scrub(PresidioScrubber(), texts)
+        total = clock.read()
+    return {**total, "texts": len(scrubbed), "work": clio.work_["scrub"]}
+
+
+def measure_raw_scrub(n: int) -> dict:
+    _, texts = _texts(n)
+    clock = _Clock()  # from before Presidio's import, as clio_lite's scrub stage (which imports it) is timed
+    from presidio_anonymizer.entities import OperatorConfig
+
     scrubber, batch, anonymizer = _presidio_engines()
     operators = {e: OperatorConfig("replace", {"new_value": f"<{e}>"}) for e in scrubber.entities}
     results = batch.analyze_iterator(texts, language="en", batch_size=scrubber.batch_size,
@@ -309,11 +339,17 @@ def measure_umap_sampled_memory(n: int) -> dict:
     return {**clock.read(), "peak_rss_mb_before_fit": before, "umap_fit_limit": 50_000}
 
 
+def _processes(value: str) -> int | str:
+    return value if value == "auto" else int(value)
+
+
 def _child(kind: str, n: int, cache_dir: str | None = None) -> dict:
     """Run one measurement in a fresh interpreter; its result with its peak memory."""
     command = [sys.executable, __file__, "--measure", kind, "--n", str(n)]
     if cache_dir and kind == "clio":
         command += ["--cache-dir", cache_dir]
+    if SCRUB_PROCESSES is not None:
+        command += ["--scrub-processes", str(SCRUB_PROCESSES)]
     log.info("measuring %s on %d conversations", kind, n)
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
@@ -342,18 +378,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--measure", choices=(*KINDS, "umap_check", "bookkeeping", "pipeline_memory", "umap_memory",
                                                 "umap_sampled_memory"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--scrub-processes", type=_processes, default=None, metavar="N",
+                        help="processes for clio_lite's scrub stage: a number or 'auto' (default: clio_lite's default)")
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    global SCRUB_PROCESSES
+    SCRUB_PROCESSES = args.scrub_processes
     if args.measure:
         extra = {"cache_dir": args.cache_dir} if args.measure == "clio" else {}
         result = globals()[f"measure_{args.measure}"](args.n, **extra)
         result["peak_rss_mb"] = _peak_mb()
+        child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        if child_peak:  # worker processes ran beside this one: the largest one's peak (their memory adds up)
+            result["peak_rss_mb_largest_worker_process"] = round(child_peak / 1024, 1)
         print(json.dumps(result))
         return 0
 
     report: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                 "load_average_at_start": os.getloadavg()},
+                    "scrub_processes": SCRUB_PROCESSES or "clio_lite's default",
                     "corpus": "fixtures.generate.generate_conversations(n, seed=0)", "sizes": {}}
     for n in sorted(args.sizes):  # smallest first
         runs = {kind: _child(kind, n, args.cache_dir and f"{args.cache_dir}/{n}") for kind in args.kinds}
@@ -389,6 +433,10 @@ def _ratios(runs: dict) -> dict:
         if total_key in runs.get("raw_scrub", {}) and stages.get("scrub"):
             raw = runs["raw_scrub"][total_key]
             ratios[f"scrub_throughput_vs_raw_presidio_{clock}"] = round(raw / stages["scrub"], 3)
+        alone = runs.get("clio_scrub", {})
+        if total_key in runs.get("raw_scrub", {}) and alone.get(total_key):
+            ratios[f"scrub_stage_alone_throughput_vs_raw_presidio_{clock}"] = round(
+                runs["raw_scrub"][total_key] / alone[total_key], 3)
         if total_key in runs.get("raw_embed", {}) and stages.get("embed"):
             ratios[f"embed_throughput_vs_raw_encode_{clock}"] = round(runs["raw_embed"][total_key] / stages["embed"], 3)
         if total_key in runs.get("baseline", {}) and total_key in clio:

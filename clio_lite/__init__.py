@@ -17,6 +17,7 @@ from .io import iter_conversations, load_conversations
 from .pipeline import Clio
 from .release import ClusterNode, ClusterTree, Release
 from .schema import Conversation, Conversations, Message, Rejection
+from .scrub import PatternScrubber, PresidioScrubber
 
 __all__ = [
     "AuditReport",
@@ -28,6 +29,8 @@ __all__ = [
     "EmbeddingClassifier",
     "Facet",
     "Message",
+    "PatternScrubber",
+    "PresidioScrubber",
     "Rejection",
     "Release",
     "audit",

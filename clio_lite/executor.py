@@ -5,8 +5,9 @@ Each stage goes the same way:
 1. identical texts are collapsed (each distinct text is computed once and the result fanned out);
 2. texts whose result is in the stage's :class:`~clio_lite.checkpoint.ResultCache` are taken from it;
 3. the rest is sorted by length and cut into chunks of :data:`CHUNK_SIZE` texts, and each chunk goes to a worker:
-   in this process (:class:`LocalExecutor`) or to an actor pool on a Ray cluster (:class:`RayExecutor`, as a Ray Data
-   ``map_batches`` job whose workers load their model once);
+   on this machine (:class:`LocalExecutor`: this process, and for scrubbing, when there is enough of it, worker
+   processes beside it) or to an actor pool on a Ray cluster (:class:`RayExecutor`, as a Ray Data ``map_batches``
+   job whose workers load their model once);
 4. each finished chunk is committed to the cache at once, in order, so a run killed mid-stage keeps what it did.
 
 Because the chunks are cut the same way everywhere (and a resumed run's remaining chunks are exactly the ones the
@@ -22,8 +23,10 @@ import functools
 import json
 import logging
 import os
+import pickle
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import BrokenExecutor, Future
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,10 @@ logger = logging.getLogger(__name__)
 
 #: Texts per chunk: the unit of work sent to a worker and committed to the cache.
 CHUNK_SIZE = 256
+
+#: At most this many processes scrub at once when :class:`LocalExecutor` chooses (each holds its own models, about
+#: 0.6 GB for Presidio with spaCy's small model).
+MAX_AUTO_PROCESSES = 4
 
 # Environment that keeps workers offline, passed to Ray workers as it is set in the driver.
 _WORKER_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "NUMBA_CACHE_DIR")
@@ -104,6 +111,15 @@ class ScrubWorker:
     def for_remote(self) -> ScrubWorker:
         return ScrubWorker(_without_state(self.scrubber))
 
+    @property
+    def min_texts_per_process(self) -> int | None:
+        """Texts per worker process below which a process costs more than it saves; ``None``: never in processes.
+
+        Read from the scrubber (clio_lite's scrubbers say it; a scrubber of one's own runs in this process unless it
+        has the attribute too: it might count or remember what it sees, which a worker process would not report).
+        """
+        return getattr(self.scrubber, "min_texts_per_process", None)
+
     def __call__(self, texts: list[str]) -> bytes:
         return json.dumps([[text, dict(counts)] for text, counts in scrub_each(self.scrubber, texts)]).encode()
 
@@ -124,6 +140,9 @@ class EmbedWorker:
     def for_remote(self) -> EmbedWorker:
         return EmbedWorker(_without_state(self.embedder))
 
+    #: torch already spreads one model's work over every core: more processes would only add model copies.
+    min_texts_per_process = None
+
     def __call__(self, texts: list[str]) -> bytes:
         vectors = np.ascontiguousarray(self.embedder.embed(texts), dtype="<f4")
         # A custom embedder that drops or adds rows fails here, naming itself, not later in a reshape.
@@ -140,11 +159,155 @@ class EmbedWorker:
 
 
 class LocalExecutor:
-    """Runs every chunk in this process, one after the other, with one worker (one model load)."""
+    """Runs the chunks on this machine: in this process, and, for a stage that gains from it, in worker processes.
+
+    spaCy's named-entity model and clio_lite's rules run in one thread, so scrubbing uses one core per process. With
+    more than one process this process scrubs chunks too, the others each load the scrubber once and take chunks as
+    they free up, and results are handed on in chunk order (committed in order, so a killed run resumes as usual).
+    A chunk's result does not depend on the process that computed it. Embedding stays in this process: torch already
+    uses every core.
+
+    Parameters
+    ----------
+    processes : int or "auto"
+        How many processes scrub, this one included. ``"auto"``: one per idle CPU (this process's own included, as
+        the one-minute load average tells; at most :data:`MAX_AUTO_PROCESSES`), fewer when there are too few texts
+        for another process to pay for its start-up (the scrubber's ``min_texts_per_process`` texts per process).
+        ``1``: this process only.
+        A scrubber without ``min_texts_per_process``, or one that cannot be pickled, always runs in this process.
+
+    Notes
+    -----
+    Each worker process holds its own copy of the models (about 0.6 GB RSS for the default scrubber) while the stage
+    runs; the processes end with the stage. They are started with joblib's loky, which needs no
+    ``if __name__ == "__main__":`` guard in the calling script.
+    """
+
+    def __init__(self, processes: int | str = "auto"):
+        self.processes = processes
+
+    def processes_for(self, worker: Any, chunks: Sequence[list[str]]) -> int:
+        """How many processes (this one included) would run ``worker`` over ``chunks``."""
+        per_process = getattr(worker, "min_texts_per_process", None)
+        if per_process is None or len(chunks) < 2:
+            return 1
+        if self.processes == "auto":
+            texts = sum(len(chunk) for chunk in chunks)
+            # A worker process only pays on a core nothing else is using: on a busy machine it would add its
+            # start-up and model load and take a share of the same cores.
+            cores = min(_usable_cpus(), 1 + _idle_cpus())
+            return max(1, min(cores, MAX_AUTO_PROCESSES, len(chunks), texts // max(per_process, 1)))
+        if not isinstance(self.processes, int) or isinstance(self.processes, bool) or self.processes < 1:
+            raise ValueError(f"LocalExecutor(processes={self.processes!r}): expected 'auto' or a positive integer.")
+        return min(self.processes, len(chunks))
 
     def map_chunks(self, worker: Callable[[list[str]], bytes], chunks: Sequence[list[str]]) -> Iterator[bytes]:
-        for chunk in chunks:
-            yield worker(chunk)
+        processes = self.processes_for(worker, chunks)
+        payload = _remote_payload(worker) if processes > 1 else None
+        if payload is None:
+            for chunk in chunks:
+                yield worker(chunk)
+            return
+        logger.debug("%s: %d chunks over %d processes", getattr(worker, "stage", "stage"), len(chunks), processes)
+        yield from _map_with_helpers(worker, payload, chunks, processes - 1)
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _idle_cpus() -> int:
+    """Cores left idle by everything running (one-minute load average); all usable ones where load is not known."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return _usable_cpus()
+    return max(0, round(_usable_cpus() - load))
+
+
+def _remote_payload(worker: Any) -> bytes | None:
+    """The worker without its loaded models, pickled for a worker process; ``None`` if it cannot be."""
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(worker.for_remote())
+    except Exception as error:  # noqa: BLE001 - any pickling failure means: run here
+        logger.info("running %s in this process only: it cannot be sent to a worker process (%s)",
+                    getattr(worker, "stage", "the stage"), error)
+        return None
+
+
+# The worker of a helper process, unpickled once by the process's initializer (so its model loads once).
+_process_worker: Any = None
+
+
+def _start_process_worker(payload: bytes) -> None:
+    global _process_worker
+    _process_worker = pickle.loads(payload)
+
+
+def _run_in_process_worker(texts: list[str]) -> bytes:
+    return _process_worker(texts)
+
+
+def _map_with_helpers(
+    worker: Callable[[list[str]], bytes], payload: bytes, chunks: Sequence[list[str]], helpers: int
+) -> Iterator[bytes]:
+    """Each chunk's result in order, computed by ``helpers`` worker processes and by this process.
+
+    Should a worker process die (killed for memory, say) or none start, the chunks not yet handed on are computed
+    here, with a warning: the results are the same.
+    """
+    done_here: dict[int, bytes] = {}
+    handed_on = 0
+    try:
+        for result in _pooled(worker, payload, chunks, helpers, done_here):
+            yield result
+            handed_on += 1
+    except (BrokenExecutor, OSError) as error:
+        logger.warning("a worker process failed (%s: %s); the rest of the stage runs in this process",
+                       type(error).__name__, error)
+        for index in range(handed_on, len(chunks)):
+            yield done_here.pop(index) if index in done_here else worker(chunks[index])
+
+
+def _pooled(
+    worker: Callable[[list[str]], bytes],
+    payload: bytes,
+    chunks: Sequence[list[str]],
+    helpers: int,
+    done_here: dict[int, bytes],
+) -> Iterator[bytes]:
+    """Up to two chunks per helper are queued; while the next chunk due is still running in a helper, this process
+    computes the first chunk nobody has taken (into ``done_here``). So every process stays busy and a slow one holds
+    nobody up for long."""
+    from joblib.externals.loky import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=helpers, initializer=_start_process_worker, initargs=(payload,))
+    finished = False
+    try:
+        queued: dict[int, Future] = {}
+        taken = 0
+        for due in range(len(chunks)):
+            while True:
+                while taken < len(chunks) and len(queued) < 2 * helpers:
+                    queued[taken] = pool.submit(_run_in_process_worker, chunks[taken])
+                    taken += 1
+                if due in done_here:
+                    yield done_here.pop(due)
+                    break
+                if queued[due].done() or taken == len(chunks):
+                    yield queued.pop(due).result()
+                    break
+                done_here[taken] = worker(chunks[taken])
+                taken += 1
+        finished = True
+    finally:
+        # On an error (or a consumer that stopped early) the helpers are stopped, not waited for.
+        pool.shutdown(wait=True, kill_workers=not finished)
 
 
 class _RayChunkMapper:

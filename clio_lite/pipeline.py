@@ -39,7 +39,7 @@ from .privacy import gate, tree_breakdowns
 from .reduce import UMAPReducer
 from .release import SCHEMA_VERSION, ClusterNode, ClusterTree, Release
 from .schema import Conversations
-from .scrub import PresidioScrubber
+from .scrub import PatternScrubber, PresidioScrubber
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,8 @@ class Clio(BaseEstimator):
         ``False`` no cache. The cache holds scrubbed conversation text: keep it where the conversations themselves
         may live (see ``docs/scaling.md``).
     executor : "local", "ray", an executor object or None
-        Where the scrub and embed stages run: in this process (``None``, ``"local"``) or as Ray Data jobs on a Ray
+        Where the scrub and embed stages run: on this machine (``None``, ``"local"``: scrubbing spreads over idle
+        cores when there is enough of it, see :class:`clio_lite.executor.LocalExecutor`) or as Ray Data jobs on a Ray
         cluster (``"ray"``: the cluster in ``RAY_ADDRESS``, or a local one; or a
         :class:`clio_lite.executor.RayExecutor` with an address). Clustering always runs here. Does not change
         the release.
@@ -780,8 +781,8 @@ def _nodes_to_name(parent: np.ndarray, depth: np.ndarray, members: list, release
 
 
 def fast_scrubber() -> Any:
-    """The fast mode's scrubber: pattern-first scrubbing (the scrub module's; Presidio's full pass until it lands)."""
-    return PresidioScrubber()  # scrubspeed: pattern scrubber
+    """The fast mode's scrubber: pattern-first scrubbing, no spaCy model (:class:`clio_lite.scrub.PatternScrubber`)."""
+    return PatternScrubber()
 
 
 def _or_default(stage: Any, default: type, **params: Any) -> Any:

@@ -13,6 +13,9 @@ obfuscated e-mails ("jane at example dot com"), API keys and tokens, driver's li
 context. How much each adds, and what it costs, is measured by ``benchmarks/scrub.py`` and described in
 ``docs/scrubbing.md``.
 
+:class:`PatternScrubber` is the fast mode's scrubber: the same rules and Presidio's pattern recognizers, without
+spaCy's named-entity model (several times faster, lower recall of names; measured in ``docs/scrubbing.md``).
+
 A scrubber is any object with ``scrub(texts: list[str]) -> ScrubResult``.
 """
 
@@ -21,7 +24,8 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
@@ -64,6 +68,11 @@ DEFAULT_ENTITIES = (
 #: (their ``ner`` has its own token-to-vector layer), and skipping the tagger, parser and lemmatizer more than
 #: doubles throughput (``benchmarks/scrub.py``).
 NER_COMPONENTS = ("ner",)
+
+#: The components of spaCy's English pipelines other than the lemmatizer (names not in a model are ignored).
+_MODEL_COMPONENTS = (
+    "tok2vec", "tagger", "morphologizer", "parser", "senter", "attribute_ruler", "ner", "trainable_lemmatizer",
+)
 
 _SPACY_LABELS_KEPT_AS_TEXT = [
     "CARDINAL", "DATE", "EVENT", "FAC", "GPE", "LANGUAGE", "LAW", "LOC", "MONEY", "NORP", "ORDINAL", "ORG",
@@ -125,7 +134,48 @@ def replace_spans(text: str, spans: Sequence[Span]) -> str:
     return "".join(pieces)
 
 
-class PresidioScrubber:
+class _SpanScrubber:
+    """What clio_lite's scrubbers share: :meth:`scrub` and :meth:`replace` on top of the subclass's ``find``.
+
+    ``min_texts_per_process``: below this many texts for each worker process, starting one (imports, model load)
+    costs more than it saves; :class:`clio_lite.executor.LocalExecutor` reads it to decide whether to spread
+    scrubbing over processes (the scrubbers are pure and single-threaded, so results are the same wherever a chunk
+    runs).
+    """
+
+    min_texts_per_process: int | None = None
+
+    def find(self, texts: Sequence[str]) -> list[list[Span]]:
+        raise NotImplementedError
+
+    def replace(self, text: str, spans: Sequence[Span]) -> str:
+        """``text`` with ``spans`` (from :meth:`find`) replaced by their placeholders."""
+        return replace_spans(text, spans)
+
+    def scrub(self, texts: Sequence[str]) -> ScrubResult:
+        """Scrub ``texts`` and return them in the same order, with per-entity counts."""
+        texts = list(texts)
+        scrubbed, counts = [], Counter()
+        for text, spans in zip(texts, self.find(texts), strict=True):
+            scrubbed.append(replace_spans(text, spans))
+            counts.update(span.entity_type for span in spans)
+        return ScrubResult(texts=scrubbed, entity_counts=counts)
+
+    def __getstate__(self) -> dict:
+        # Loaded engines are rebuilt where the scrubber lands (a worker process): ship the settings only.
+        return {
+            name: value
+            for name, value in self.__dict__.items()
+            if not isinstance(getattr(type(self), name, None), cached_property)
+        }
+
+    @property
+    def model_name(self) -> str:
+        """The installed spaCy model package (or directory) used; part of the scrub cache's key."""
+        return resolve_spacy_model(self.spacy_model)
+
+
+class PresidioScrubber(_SpanScrubber):
     """Replace personal data with typed placeholders using Presidio's analyzer and clio_lite's recognizers.
 
     Parameters
@@ -154,6 +204,10 @@ class PresidioScrubber:
     ['my name is <PERSON>, call me on <PHONE_NUMBER>']
     """
 
+    #: A worker process takes about 5 CPU seconds to start (imports, model load), the time of some 800 texts; at
+    #: 1,000 texts a process two processes gained 1.14x on a half-idle machine (docs/scaling.md).
+    min_texts_per_process = 2_500
+
     def __init__(
         self,
         spacy_model: str | None = None,
@@ -172,7 +226,7 @@ class PresidioScrubber:
 
     @cached_property
     def _analyzer(self):
-        from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
         from presidio_analyzer.nlp_engine import NlpEngineProvider
 
         model = resolve_spacy_model(self.spacy_model)
@@ -187,44 +241,20 @@ class PresidioScrubber:
                 },
             }
         )
-        # Presidio logs a warning for every recognizer of another language it skips; they say nothing useful here.
-        presidio_logger = logging.getLogger("presidio-analyzer")
-        level = presidio_logger.level
-        presidio_logger.setLevel(logging.ERROR)
-        try:
+        with _quiet_presidio():
             nlp_engine = provider.create_engine()
             nlp = nlp_engine.nlp["en"]
-            lexicon = _english_lexicon(nlp)
-            common_words = _english_lexicon(nlp, ("verb", "adj", "adv"))
+            rules = _rule_recognizers(nlp)
             if self.spacy_components is not None:
                 _keep_only(nlp, self.spacy_components)
-            registry = RecognizerRegistry(supported_languages=["en"])
-            registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp_engine)
-            if self.extra_recognizers:
-                # clio_lite's phone rule finds every number Presidio's phonenumbers-based recognizer finds on the
-                # benchmark, at a fifth of the scrubber's time less.
-                registry.remove_recognizer("PhoneRecognizer")
-                for recognizer in build_recognizers(lexicon, common_words):
-                    registry.add_recognizer(recognizer)
+            registry = _registry(nlp_engine, rules if self.extra_recognizers else None)
             analyzer = AnalyzerEngine(
                 nlp_engine=nlp_engine,
                 registry=registry,
                 supported_languages=["en"],
                 context_aware_enhancer=None if "lemmatizer" in nlp.pipe_names else _no_context_enhancer(),
             )
-        finally:
-            presidio_logger.setLevel(level)
         return BatchAnalyzerEngine(analyzer_engine=analyzer)
-
-    def __getstate__(self) -> dict:
-        # The loaded analyzer is rebuilt where the scrubber lands (a worker process): ship the settings only.
-        state = dict(self.__dict__)
-        state.pop("_analyzer", None)
-        return state
-
-    @property
-    def model_name(self) -> str:
-        return resolve_spacy_model(self.spacy_model)
 
     def find(self, texts: Sequence[str]) -> list[list[Span]]:
         """The spans to replace in each text: non-overlapping, sorted, typed by the most confident recognizer."""
@@ -240,18 +270,109 @@ class PresidioScrubber:
             for text, found in zip(texts, results, strict=True)
         ]
 
-    def replace(self, text: str, spans: Sequence[Span]) -> str:
-        """``text`` with ``spans`` (from :meth:`find`) replaced by their placeholders."""
-        return replace_spans(text, spans)
 
-    def scrub(self, texts: Sequence[str]) -> ScrubResult:
-        """Scrub ``texts`` and return them in the same order, with per-entity counts."""
-        texts = list(texts)
-        scrubbed, counts = [], Counter()
-        for text, spans in zip(texts, self.find(texts), strict=True):
-            scrubbed.append(replace_spans(text, spans))
-            counts.update(span.entity_type for span in spans)
-        return ScrubResult(texts=scrubbed, entity_counts=counts)
+class PatternScrubber(_SpanScrubber):
+    """Replace personal data by patterns and rules alone: no language model runs, so it is several times faster
+    than :class:`PresidioScrubber` and finds fewer names. The scrubber of ``Clio``'s fast mode.
+
+    It runs every rule of :mod:`clio_lite.recognizers` (addresses, phones, postcodes, cards, IDs, names after cues
+    and foreign capitalised names, handles, obfuscated e-mails, keys, dates of birth) and Presidio's pattern
+    recognizers (e-mail, card with checksum, IP, IBAN, SSN, crypto wallets, URLs...), with the same span merging,
+    name propagation and placeholders as :class:`PresidioScrubber`. What it leaves out is spaCy's named-entity
+    model: people's names that no rule catches (a surname on its own, an English-word name without a cue) stay.
+    Recall and speed beside the default are in ``docs/scrubbing.md``.
+
+    Parameters
+    ----------
+    spacy_model : str or None
+        The spaCy model package whose word list (its lemmatizer's WordNet index) tells English words from names.
+        Only that table is read; no spaCy pipeline runs. ``None`` picks the small English model.
+    entities : sequence of str
+        Entity types to replace. See :data:`DEFAULT_ENTITIES`.
+    score_threshold : float
+        Minimum recognizer confidence for a span to be replaced.
+
+    Examples
+    --------
+    >>> scrubber = PatternScrubber()
+    >>> scrubber.scrub(["my name is tomas, mail tomas.k@example.com or call +44 20 7946 0958"]).texts
+    ['my name is <PERSON>, mail <EMAIL_ADDRESS> or call <PHONE_NUMBER>']
+    """
+
+    #: Without a model to load a worker process starts in about 4 CPU seconds (imports), which pays for itself only
+    #: over many thousands of texts at this scrubber's speed.
+    min_texts_per_process = 10_000
+
+    def __init__(
+        self, spacy_model: str | None = None, entities: Sequence[str] = DEFAULT_ENTITIES, score_threshold: float = 0.3
+    ):
+        self.spacy_model = spacy_model
+        self.entities = tuple(entities)
+        self.score_threshold = score_threshold
+
+    @cached_property
+    def _recognizers(self) -> list:
+        import spacy
+        from presidio_analyzer import PatternRecognizer
+
+        # Only the lemmatizer's lookup tables are read (no component is run), so the model components are not loaded.
+        nlp = spacy.load(resolve_spacy_model(self.spacy_model), exclude=_MODEL_COMPONENTS)
+        with _quiet_presidio():
+            presidio = _registry(None, None).get_recognizers(language="en", entities=list(self.entities))
+        patterns = [recognizer for recognizer in presidio if isinstance(recognizer, PatternRecognizer)]
+        rules = [rule for rule in _rule_recognizers(nlp) if set(rule.supported_entities) & set(self.entities)]
+        # Presidio hands its recognizers over in a set's order: sorted, so every process runs them alike.
+        return sorted(patterns + rules, key=lambda recognizer: recognizer.name)
+
+    def find(self, texts: Sequence[str]) -> list[list[Span]]:
+        """The spans to replace in each text: non-overlapping, sorted, typed by the most confident recognizer."""
+        recognizers, entities, wanted = self._recognizers, list(self.entities), set(self.entities)
+        spans = []
+        for text in texts:
+            found = [
+                Span(result.start, result.end, result.entity_type, result.score)
+                for recognizer in recognizers
+                for result in recognizer.analyze(text, entities, None)
+                if result.score >= self.score_threshold and result.entity_type in wanted and result.end > result.start
+            ]
+            # Equal spans of two types merge to the type first by name, as Presidio's analyzer orders its results.
+            found.sort(key=lambda span: span.entity_type)
+            spans.append(propagate_names(text, merge_spans(text, found)))
+        return spans
+
+
+def _rule_recognizers(nlp) -> list:
+    """clio_lite's rules (:func:`clio_lite.recognizers.build_recognizers`), with the word lists of ``nlp``'s
+    lemmatizer: every English word, and the common words (verbs, adjectives, adverbs) that are no first names."""
+    return build_recognizers(_english_lexicon(nlp), _english_lexicon(nlp, ("verb", "adj", "adv")))
+
+
+def _registry(nlp_engine, rules: list | None):
+    """Presidio's predefined English recognizers; with clio_lite's ``rules`` (``None``: without) added and
+    Presidio's phone recognizer replaced by clio_lite's."""
+    from presidio_analyzer import RecognizerRegistry
+
+    registry = RecognizerRegistry(supported_languages=["en"])
+    registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp_engine)
+    if rules is not None:
+        # clio_lite's phone rule finds every number Presidio's phonenumbers-based recognizer finds on the
+        # benchmark, at a fifth of the scrubber's time less.
+        registry.remove_recognizer("PhoneRecognizer")
+        for recognizer in rules:
+            registry.add_recognizer(recognizer)
+    return registry
+
+
+@contextmanager
+def _quiet_presidio() -> Iterator[None]:
+    """Presidio logs a warning for every recognizer of another language it skips; they say nothing useful here."""
+    presidio_logger = logging.getLogger("presidio-analyzer")
+    level = presidio_logger.level
+    presidio_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        presidio_logger.setLevel(level)
 
 
 def _no_context_enhancer():

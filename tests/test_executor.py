@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,12 +15,15 @@ from clio_lite import Clio
 from clio_lite.checkpoint import ResultCache, fingerprint
 from clio_lite.embed import SentenceTransformerEmbedder
 from clio_lite.executor import (
+    EmbedWorker,
+    LocalExecutor,
     RayExecutor,
+    ScrubWorker,
     embed_texts,
     placeholder_counts,
     scrub_texts,
 )
-from clio_lite.scrub import PresidioScrubber, ScrubResult
+from clio_lite.scrub import PatternScrubber, PresidioScrubber, ScrubResult
 
 TEXTS = [
     "Email jane.doe@example.com about the invoice",
@@ -99,13 +105,109 @@ def test_embedding_fans_out_identical_texts_and_caches_by_model(tmp_path):
     assert work["computed"] == 0 and again.tobytes() == vectors.tobytes()
 
 
+# -- worker processes on this machine ------------------------------------------------------------------------
+
+
+class PidRecordingScrubber(PresidioScrubber):
+    """The real Presidio scrubber, leaving a file named after the process that scrubbed each batch."""
+
+    def __init__(self, record_dir="", **params):
+        super().__init__(**params)
+        self.record_dir = record_dir
+
+    def scrub(self, texts):
+        (Path(self.record_dir) / str(os.getpid())).touch()
+        return super().scrub(texts)
+
+
+def _corpus(n: int) -> list[str]:
+    from clio_lite import load_conversations
+    from fixtures.generate import generate_conversations
+
+    texts = [conversation.user_text() for conversation in load_conversations(generate_conversations(n, seed=2))]
+    return texts + texts[: n // 5]  # some identical texts
+
+
+def test_scrubbing_in_worker_processes_gives_the_same_results_in_order(monkeypatch, tmp_path):
+    monkeypatch.setattr("clio_lite.executor.CHUNK_SIZE", 16)
+    texts = _corpus(120)
+    scrubber = PidRecordingScrubber(record_dir=str(tmp_path))
+    alone = scrub_texts(scrubber, texts, executor=LocalExecutor(processes=1))
+    assert {path.name for path in tmp_path.iterdir()} == {str(os.getpid())}
+    cache = ResultCache(tmp_path / "cache" / "results.sqlite", "scrub", fingerprint(scrubber))
+    spread = scrub_texts(scrubber, texts, cache, executor=LocalExecutor(processes=2))
+    assert spread == alone  # scrubbed texts, entity counts, work done
+    assert len({path.name for path in tmp_path.iterdir() if path.is_file()}) == 2  # a worker process scrubbed too
+    # Every chunk was committed: the same texts again come from the cache alone.
+    again = scrub_texts(scrubber, texts, cache, executor=LocalExecutor(processes=2))
+    assert again[0] == alone[0] and again[2]["computed"] == 0
+
+
+def test_processes_are_used_for_scrubbing_only_when_they_pay(monkeypatch):
+    monkeypatch.setattr("clio_lite.executor._usable_cpus", lambda: 4)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))  # this process busy, three cores idle
+    chunks = [["text"] * 256] * 20  # 5,120 texts
+    auto = LocalExecutor()
+    assert auto.processes_for(ScrubWorker(PresidioScrubber()), chunks) == 2  # 2,500 texts a process at least
+    assert auto.processes_for(ScrubWorker(PresidioScrubber()), chunks * 2) == 4
+    assert auto.processes_for(ScrubWorker(PresidioScrubber()), chunks[:1]) == 1  # one chunk
+    assert auto.processes_for(ScrubWorker(PresidioScrubber()), chunks[:8]) == 1  # 2,048 texts
+    assert auto.processes_for(ScrubWorker(PatternScrubber()), chunks) == 1  # fast: start-up would not pay back
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.6, 3.0, 3.0))  # a busy machine: no process to gain
+    assert auto.processes_for(ScrubWorker(PresidioScrubber()), chunks * 2) == 1
+    assert auto.processes_for(ScrubWorker(RenamingScrubber()), chunks) == 1  # a scrubber of one's own stays here
+    assert auto.processes_for(EmbedWorker(object()), chunks) == 1  # torch uses every core already
+    assert LocalExecutor(processes=3).processes_for(ScrubWorker(PatternScrubber()), chunks[:2]) == 2
+    with pytest.raises(ValueError, match="processes"):
+        LocalExecutor(processes=0).processes_for(ScrubWorker(PresidioScrubber()), chunks)
+
+
+class LockedScrubber(CountingScrubber):
+    """A scrubber holding a lock: it cannot be pickled, so it cannot go to a worker process."""
+
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+
+
+def test_a_scrubber_that_cannot_be_pickled_scrubs_in_this_process(monkeypatch):
+    monkeypatch.setattr("clio_lite.executor.CHUNK_SIZE", 16)
+    texts = _corpus(40)
+    scrubber = LockedScrubber()
+    scrubbed, counts, _ = scrub_texts(scrubber, texts, executor=LocalExecutor(processes=2))
+    assert sorted(scrubber.seen) == sorted(set(texts))
+    assert (scrubbed, counts) == scrub_texts(PresidioScrubber(), texts, executor=LocalExecutor(processes=1))[:2]
+
+
+class DyingScrubber(PresidioScrubber):
+    """The real Presidio scrubber, except that it kills any process but the one that made it (as an out-of-memory
+    kill would)."""
+
+    def __init__(self):
+        super().__init__()
+        self.home = os.getpid()
+
+    def scrub(self, texts):
+        if os.getpid() != self.home:
+            os._exit(1)
+        return super().scrub(texts)
+
+
+def test_when_a_worker_process_dies_this_process_scrubs_the_rest(monkeypatch, caplog):
+    monkeypatch.setattr("clio_lite.executor.CHUNK_SIZE", 16)
+    texts = _corpus(60)
+    with caplog.at_level("WARNING", logger="clio_lite.executor"):
+        scrubbed, counts, work = scrub_texts(DyingScrubber(), texts, executor=LocalExecutor(processes=2))
+    assert "worker process failed" in caplog.text
+    assert (scrubbed, counts, work) == scrub_texts(PresidioScrubber(), texts, executor=LocalExecutor(processes=1))
+
+
 # -- Ray: a real local cluster, started here ---------------------------------------------------------------------
-
-ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'clio_lite[ray]'")
-
 
 @pytest.fixture(scope="session")
 def ray_cluster():
+    # Skipped here, not at import: the module is imported by the worker processes of the tests above too.
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'clio_lite[ray]'")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=RayExecutor().runtime_env())
     yield
     ray.shutdown()

@@ -297,8 +297,10 @@ def test_fast_mode_releases_a_tree_that_passes_the_audit_with_the_static_embedde
     from sklearn.metrics import adjusted_rand_score
 
     from clio_lite.embed import StaticEmbedder
+    from clio_lite.scrub import PatternScrubber
 
     assert isinstance(fast_fitted.embedder_, StaticEmbedder)
+    assert isinstance(fast_fitted.scrubber_, PatternScrubber)
     assert fast_fitted.embeddings_.shape == (1000, 256)
     release = fast_fitted.release_
     assert fast_fitted.audit_.passed and release.manifest["audit"]["passed"]
