@@ -130,6 +130,48 @@ def _parse_condensed_tree(raw_tree: np.ndarray, n_points: int):
     return parent_of, children, falls_from
 
 
+def prune_to_selected(raw_tree: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The condensed tree cut below the clusters HDBSCAN selected: each selected cluster becomes a leaf.
+
+    ``labels`` are HDBSCAN's flat labels (``labels_``, -1 for noise) from the same fit. A selected cluster is the
+    ancestor of all its points' clusters (condensed-tree clusters are numbered parents first), so it is the smallest
+    cluster id its points fall out of. Every point of a selected cluster then falls out of it directly, and the
+    clusters below it go. Points HDBSCAN called noise keep the (unselected) cluster they fell out of, so they stay
+    in the remainder of the node that cluster becomes, or unclustered if they fell out of the root.
+    """
+    labels = np.asarray(labels)
+    n_points = len(labels)
+    is_point = raw_tree["child"] < n_points
+    falls_from = np.full(n_points, -1, dtype=np.int64)
+    falls_from[raw_tree["child"][is_point]] = raw_tree["parent"][is_point]
+    if not (labels >= 0).any():
+        return raw_tree
+    n_labels = int(labels.max()) + 1
+    selected = np.full(n_labels, np.iinfo(np.int64).max)
+    np.minimum.at(selected, labels[labels >= 0], falls_from[labels >= 0])
+    parent_of = dict(zip(raw_tree["child"][~is_point].tolist(), raw_tree["parent"][~is_point].tolist(), strict=True))
+    chosen = set(selected.tolist())
+
+    def below_selected(cluster: int) -> bool:
+        cluster = parent_of.get(cluster, -1)
+        while cluster >= 0:
+            if cluster in chosen:
+                return True
+            cluster = parent_of.get(cluster, -1)
+        return False
+
+    keep = np.array([not below_selected(int(c)) for c in raw_tree["child"][~is_point]], dtype=bool)
+    pruned = raw_tree.copy()
+    points = pruned["child"] < n_points
+    in_cluster = labels[pruned["child"][points]] >= 0
+    new_parents = pruned["parent"][points]
+    new_parents[in_cluster] = selected[labels[pruned["child"][points][in_cluster]]]
+    pruned["parent"][points] = new_parents
+    mask = np.ones(len(pruned), dtype=bool)
+    mask[np.flatnonzero(~points)[~keep]] = False
+    return pruned[mask]
+
+
 def hierarchy_from_condensed_tree(
     raw_tree: np.ndarray,
     embeddings: np.ndarray,
@@ -417,10 +459,14 @@ class HDBSCANClusterer:
         top_clusters: int = 10,
         branching: int = 10,
         assign_outliers: bool = False,
+        cluster_selection_method: str = "leaf",
+        cluster_selection_epsilon: float = 0.0,
     ):
         self.min_cluster_size = min_cluster_size
         self.hdbscan_min_cluster_size = hdbscan_min_cluster_size
         self.min_samples = min_samples
+        self.cluster_selection_method = cluster_selection_method
+        self.cluster_selection_epsilon = cluster_selection_epsilon
         self.top_clusters = top_clusters
         self.branching = branching
         self.assign_outliers = assign_outliers
@@ -445,10 +491,15 @@ class HDBSCANClusterer:
         self.model_ = hdbscan.HDBSCAN(
             min_cluster_size=fine_size,
             min_samples=min(self.min_samples or fine_size, n - 1),
+            cluster_selection_method=self.cluster_selection_method,
+            cluster_selection_epsilon=self.cluster_selection_epsilon,
             core_dist_n_jobs=1,
         ).fit(X)
+        raw_tree = self.model_.condensed_tree_._raw_tree
+        if self.cluster_selection_method != "leaf" or self.cluster_selection_epsilon > 0:
+            raw_tree = prune_to_selected(raw_tree, self.model_.labels_)
         return hierarchy_from_condensed_tree(
-            self.model_.condensed_tree_._raw_tree,
+            raw_tree,
             X if embeddings is None else embeddings,
             top_clusters=self.top_clusters,
             branching=self.branching,

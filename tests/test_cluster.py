@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import make_blobs
 
-from clio_lite.cluster import HDBSCANClusterer, Hierarchy, hierarchy_from_condensed_tree
+from clio_lite.cluster import HDBSCANClusterer, Hierarchy, hierarchy_from_condensed_tree, prune_to_selected
 
 
 def blobs(n_points: int, n_centers: int, std: float, seed: int = 0, n_features: int = 5) -> np.ndarray:
@@ -287,3 +287,62 @@ def test_duplicate_texts_and_points_with_texts_form_one_cluster() -> None:
     check_structure(h, 60)
     assert (h.parent < 0).sum() == 1
     assert (h.assignment >= 0).all()
+
+
+def canonical_tree(h: Hierarchy, original_index: np.ndarray) -> set[tuple[frozenset[int], frozenset[int]]]:
+    """The tree as (members, parent's members) pairs in original point indices: equal trees up to node numbering."""
+    members = [frozenset(original_index[m].tolist()) for m in h.members()]
+    return {(members[node], members[p] if p >= 0 else frozenset()) for node, p in enumerate(h.parent)}
+
+
+@pytest.mark.parametrize("with_texts", [False, True])
+def test_shuffling_the_points_gives_the_same_tree_up_to_node_numbering(with_texts: bool) -> None:
+    X, y = make_blobs(
+        n_samples=1200, centers=12, n_features=5, cluster_std=1.5, center_box=(-30, 30), random_state=4
+    )
+    texts = [f"topic{label % 4} word{label}" for label in y] if with_texts else None
+    clusterer = HDBSCANClusterer(min_cluster_size=30, top_clusters=4)
+    first = clusterer.fit_hierarchy(X, texts=texts)
+    permutation = np.random.default_rng(5).permutation(len(X))
+    shuffled = clusterer.fit_hierarchy(X[permutation], texts=None if texts is None else [texts[i] for i in permutation])
+    assert first.depth().max() >= 2
+    assert canonical_tree(first, np.arange(len(X))) == canonical_tree(shuffled, permutation)
+    # The unclustered points are the same points.
+    assert set(np.flatnonzero(first.assignment < 0)) == set(permutation[shuffled.assignment < 0].tolist())
+
+
+def test_eom_selection_makes_each_selected_cluster_a_leaf_holding_its_whole_subtree() -> None:
+    # Root 10 splits into 11 and 12; 11 splits into 13 and 14, point 5 falling out of 11 itself. HDBSCAN selected
+    # 11 and 12 (labels 0 and 1) and called points 8 and 9 noise (they fell out of the root).
+    rows = [
+        (10, 11, 1.0, 6), (10, 12, 1.0, 2), (10, 8, 0.5, 1), (10, 9, 0.5, 1),
+        (11, 13, 2.0, 3), (11, 14, 2.0, 2), (11, 5, 1.5, 1),
+        (12, 6, 3.0, 1), (12, 7, 3.0, 1),
+        (13, 0, 3.0, 1), (13, 1, 3.0, 1), (13, 2, 3.0, 1), (14, 3, 3.0, 1), (14, 4, 3.0, 1),
+    ]
+    dtype = [("parent", np.intp), ("child", np.intp), ("lambda_val", float), ("child_size", np.intp)]
+    raw = np.array(rows, dtype=dtype)
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1, -1, -1])
+    pruned = prune_to_selected(raw, labels)
+    assert set(pruned["child"].tolist()) == set(range(10)) | {11, 12}  # 13 and 14 are gone
+    falls_from = dict(zip(pruned["child"].tolist(), pruned["parent"].tolist(), strict=True))
+    assert [falls_from[p] for p in range(10)] == [11] * 6 + [12, 12, 10, 10]
+    h = hierarchy_from_condensed_tree(pruned, np.eye(10)[:, :4] + 1.0)
+    check_structure(h, 10)
+    assert h.n_nodes == 2 and (h.parent < 0).all()
+    np.testing.assert_array_equal(h.assignment, [0, 0, 0, 0, 0, 0, 1, 1, -1, -1])
+
+
+def test_eom_leaves_leave_fewer_points_outside_a_leaf_than_condensed_tree_leaves() -> None:
+    # Overlapping blobs: the condensed tree's inner clusters shed many points before they split.
+    X = blobs(2000, 25, 3.0, seed=6)
+
+    def outside_leaves(h: Hierarchy) -> float:
+        kids = h.children()
+        return float(np.mean([node < 0 or bool(kids[node]) for node in h.assignment]))
+
+    leaf = HDBSCANClusterer(min_cluster_size=30, cluster_selection_method="leaf").fit_hierarchy(X)
+    eom = HDBSCANClusterer(min_cluster_size=30, cluster_selection_method="eom").fit_hierarchy(X)
+    check_structure(eom, len(X))
+    assert all(len(m) >= 30 for m in eom.members())
+    assert outside_leaves(eom) < outside_leaves(leaf)
