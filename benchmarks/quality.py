@@ -297,14 +297,25 @@ def remainder_to_nearest_leaf(path: np.ndarray, leaf_ids: set[str], embeddings: 
 
 def run_clio(
     records, stages, reduced, embeddings, gold, docs, coarse, seed, min_users, min_conversations, top,
-    assign_outliers=False, predict=False,
+    assign_outliers=False, predict=False, clusterer_settings=None,
 ) -> dict[str, Any]:
+    """Fit ``Clio`` on the precomputed stages; ``clusterer_settings`` (``HDBSCANClusterer`` arguments) replace the
+    default clusterer's, e.g. ``{"cluster_selection_method": "leaf"}`` for the earlier default."""
+    from clio_lite.cluster import HDBSCANClusterer
+
     scrubber, embedder = stages
+    clusterer = None
+    if clusterer_settings:
+        clusterer = HDBSCANClusterer(
+            min_cluster_size=min_conversations, top_clusters=top, assign_outliers=assign_outliers,
+            **clusterer_settings,
+        )
     clio = Clio(
         min_users=min_users,
         min_conversations=min_conversations,
         top_clusters=top,
         assign_outliers=assign_outliers,
+        clusterer=clusterer,
         scrubber=scrubber,
         embedder=embedder,
         reducer=PrecomputedReducer(embeddings, reduced),
@@ -336,7 +347,8 @@ def run_clio(
     return {
         "tool": "clio_lite",
         "config": f"min_users={min_users}, min_conversations={min_conversations}"
-        + (", assign_outliers=True" if assign_outliers else ""),
+        + (", assign_outliers=True" if assign_outliers else "")
+        + "".join(f", {key}={value!r}" for key, value in sorted((clusterer_settings or {}).items())),
         "audit_passed": bool(clio.audit_.passed) if hasattr(clio, "audit_") else None,
         "seed": seed,
         "seconds": round(seconds, 1),
@@ -501,6 +513,15 @@ def main() -> None:
         help='only the clustering, once per HDBSCANClusterer setting, e.g. \'{"min_samples": 1}\' (no gate, names)',
     )
     parser.add_argument(
+        "--clusterer", nargs="+", metavar="JSON",
+        help='also run clio_lite with these HDBSCANClusterer settings, e.g. \'{"cluster_selection_method": "leaf"}\'',
+    )
+    parser.add_argument(
+        "--reuse-umap", action="store_true",
+        help="BERTopic gets clio_lite's (cached) UMAP vectors for every configuration, instead of running its own "
+        "seeded UMAP once and checking the two are identical",
+    )
+    parser.add_argument(
         "--prepare-only", action="store_true", help="only scrub, embed and reduce (into the cache), fit nothing"
     )
     parser.add_argument(
@@ -560,9 +581,10 @@ def main() -> None:
     )
 
     assign = {"off": [False], "on": [True], "both": [False, True]}[args.assign_outliers]
-    clio_configs = [(1, size, a) for size in args.min_sizes for a in assign]
-    if args.dataset == "fixtures":
-        clio_configs += [(25, 50, a) for a in assign]  # the default thresholds, with the privacy gate on
+    settings = [None] + [json.loads(setting) for setting in args.clusterer or []]
+    clio_configs = [(1, size, a, c) for size in args.min_sizes for a in assign for c in settings]
+    if args.dataset == "fixtures":  # the default thresholds, with the privacy gate on
+        clio_configs += [(25, 50, a, c) for a in assign for c in settings]
     runs: list[dict[str, Any]] = []
     umap_checks: list[dict[str, Any]] = []
     for seed in args.seeds:
@@ -575,10 +597,10 @@ def main() -> None:
                 runs.extend(tune_clustering(reduced, embeddings, scrubbed, gold, coarse, seed, size, grid))
             continue
         top_counts = set()
-        for min_users, min_conversations, assign_outliers in clio_configs:
+        for min_users, min_conversations, assign_outliers, clusterer_settings in clio_configs:
             run = run_clio(
                 records, stages, reduced, embeddings, gold, scrubbed, coarse, seed, min_users, min_conversations,
-                args.top, assign_outliers=assign_outliers, predict=args.predict,
+                args.top, assign_outliers=assign_outliers, predict=args.predict, clusterer_settings=clusterer_settings,
             )
             top_counts.add(run["top"]["clusters"])
             run["umap_seconds"] = umap_seconds
@@ -589,14 +611,14 @@ def main() -> None:
         from umap import UMAP
 
         for i, size in enumerate(args.min_sizes):
-            if i == 0:  # BERTopic's own seeded UMAP, checked against clio_lite's reduction
+            if i == 0 and not args.reuse_umap:  # BERTopic's own seeded UMAP, checked against clio_lite's reduction
                 umap_model = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=seed)
             else:
                 umap_model = PrecomputedReducer(embeddings, reduced)
             run, model = run_bertopic(
                 scrubbed, embeddings, umap_model, gold, coarse, seed, size, args.top, sorted(top_counts)
             )
-            if i == 0:
+            if i == 0 and not args.reuse_umap:
                 own = np.asarray(model.umap_model.embedding_, dtype=np.float32)
                 umap_checks.append({
                     "seed": seed,

@@ -131,45 +131,42 @@ def _parse_condensed_tree(raw_tree: np.ndarray, n_points: int):
 
 
 def prune_to_selected(raw_tree: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """The condensed tree cut below the clusters HDBSCAN selected: each selected cluster becomes a leaf.
+    """The condensed tree cut below the clusters HDBSCAN selected, with HDBSCAN's noise made unclustered.
 
     ``labels`` are HDBSCAN's flat labels (``labels_``, -1 for noise) from the same fit. A selected cluster is the
     ancestor of all its points' clusters (condensed-tree clusters are numbered parents first), so it is the smallest
-    cluster id its points fall out of. Every point of a selected cluster then falls out of it directly, and the
-    clusters below it go. Points HDBSCAN called noise keep the (unselected) cluster they fell out of, so they stay
-    in the remainder of the node that cluster becomes, or unclustered if they fell out of the root.
+    cluster id its points fall out of. Every point of a selected cluster then falls out of it directly; the clusters
+    below it go, and so do branches holding no selected cluster. Every point HDBSCAN called noise falls out of the
+    root, so that :func:`hierarchy_from_condensed_tree` reports it as unclustered rather than hiding it in the
+    remainder of an unselected cluster it fell out of. If HDBSCAN selected nothing (the root never split), the tree
+    is returned as it is: one cluster of everything.
     """
     labels = np.asarray(labels)
     n_points = len(labels)
+    if not (labels >= 0).any():
+        return raw_tree
     is_point = raw_tree["child"] < n_points
     falls_from = np.full(n_points, -1, dtype=np.int64)
     falls_from[raw_tree["child"][is_point]] = raw_tree["parent"][is_point]
-    if not (labels >= 0).any():
-        return raw_tree
-    n_labels = int(labels.max()) + 1
-    selected = np.full(n_labels, np.iinfo(np.int64).max)
+    selected = np.full(int(labels.max()) + 1, np.iinfo(np.int64).max)
     np.minimum.at(selected, labels[labels >= 0], falls_from[labels >= 0])
     parent_of = dict(zip(raw_tree["child"][~is_point].tolist(), raw_tree["parent"][~is_point].tolist(), strict=True))
-    chosen = set(selected.tolist())
-
-    def below_selected(cluster: int) -> bool:
-        cluster = parent_of.get(cluster, -1)
-        while cluster >= 0:
-            if cluster in chosen:
-                return True
+    # The clusters kept: the selected ones and their ancestors (an unselected branch holds only noise).
+    kept = set()
+    for cluster in selected.tolist():
+        while cluster >= 0 and cluster not in kept:
+            kept.add(cluster)
             cluster = parent_of.get(cluster, -1)
-        return False
 
-    keep = np.array([not below_selected(int(c)) for c in raw_tree["child"][~is_point]], dtype=bool)
     pruned = raw_tree.copy()
-    points = pruned["child"] < n_points
-    in_cluster = labels[pruned["child"][points]] >= 0
-    new_parents = pruned["parent"][points]
-    new_parents[in_cluster] = selected[labels[pruned["child"][points][in_cluster]]]
-    pruned["parent"][points] = new_parents
-    mask = np.ones(len(pruned), dtype=bool)
-    mask[np.flatnonzero(~points)[~keep]] = False
-    return pruned[mask]
+    point_rows = np.flatnonzero(is_point)
+    point_labels = labels[pruned["child"][point_rows]]
+    root = n_points
+    pruned["parent"][point_rows] = np.where(point_labels >= 0, selected[np.maximum(point_labels, 0)], root)
+    keep = np.ones(len(pruned), dtype=bool)
+    cluster_rows = np.flatnonzero(~is_point)
+    keep[cluster_rows] = [int(c) in kept for c in pruned["child"][cluster_rows]]
+    return pruned[keep]
 
 
 def hierarchy_from_condensed_tree(
@@ -459,7 +456,7 @@ class HDBSCANClusterer:
         top_clusters: int = 10,
         branching: int = 10,
         assign_outliers: bool = False,
-        cluster_selection_method: str = "leaf",
+        cluster_selection_method: str = "eom",
         cluster_selection_epsilon: float = 0.0,
     ):
         self.min_cluster_size = min_cluster_size
