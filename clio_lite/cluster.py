@@ -1,6 +1,10 @@
 """Clusters and their hierarchy: HDBSCAN finds fine clusters, a dendrogram of them gives the levels above.
 
-HDBSCAN runs once on the reduced vectors. The leaves of its condensed tree are the finest clusters. The condensed
+HDBSCAN runs once on the reduced vectors. The clusters it selects by excess of mass (its flat clustering, as in
+BERTopic) are the finest clusters, each holding every point of its condensed-tree subtree; the points HDBSCAN calls
+noise are *unclustered*, reported with their count (``cluster_selection_method="leaf"`` takes every leaf of the
+condensed tree instead, the earlier default: finer, but every point that falls out of an inner cluster before it
+splits then sits in a parent's remainder, 18% of CLINC150's queries, ``docs/quality.md``). The condensed
 tree's upper splits are poor topic groups (they follow density in the UMAP space, whose global layout means little),
 so the levels above come from a dendrogram of the fine clusters: with the scrubbed texts, average linkage on the
 cosine between the clusters' TF-IDF profiles (what words they share); without texts, Ward on the clusters' centroids
@@ -16,10 +20,10 @@ Levels are cuts of that dendrogram: the top level has about ``top_clusters`` clu
 appears once, at the first level it reaches, so the tree can be ragged.
 
 Membership follows the points: a point falls out of the condensed tree at some cluster. Below a leaf it belongs to
-that leaf; falling out of an inner cluster, it belongs to the smallest dendrogram group holding every leaf of that
-cluster; falling out of the root, it is *unclustered* (HDBSCAN's noise). A point belongs to the deepest kept node at
-or above its group and to all that node's ancestors, so a node's conversations are exactly its children's plus its
-own remainder.
+that leaf; falling out of an inner cluster (only with ``"leaf"`` selection), it belongs to the smallest dendrogram
+group holding every leaf of that cluster; falling out of the root, it is *unclustered* (HDBSCAN's noise). A point
+belongs to the deepest kept node at or above its group and to all that node's ancestors, so a node's conversations
+are exactly its children's plus its own remainder (empty with ``"eom"`` until the privacy gate suppresses a child).
 
 A clusterer is any object with ``fit_hierarchy(X, embeddings=None) -> Hierarchy``; the pipeline also passes
 ``texts=`` (the scrubbed texts) to one whose ``fit_hierarchy`` accepts it.
@@ -438,7 +442,14 @@ class HDBSCANClusterer:
         The smallest group HDBSCAN itself calls a cluster; ``None`` means half of ``min_cluster_size``, so that
         small topics are found apart and then grouped with their like (see the module docstring).
     min_samples : int or None
-        HDBSCAN's density smoothing; small values leave fewer points as noise.
+        HDBSCAN's density smoothing; ``None`` means HDBSCAN's own default, the HDBSCAN cluster size, which leaves
+        many more points as noise.
+    cluster_selection_method : {"eom", "leaf"}
+        ``"eom"`` (default): HDBSCAN's excess-of-mass clusters are the leaves and its noise is unclustered.
+        ``"leaf"``: every leaf of the condensed tree is a leaf, and points that fell out of an inner cluster sit in
+        a parent's remainder (finer leaves, far more points outside them).
+    cluster_selection_epsilon : float
+        HDBSCAN's ``cluster_selection_epsilon``: clusters closer than this (in the reduced space) are merged.
     top_clusters : int
         About how many clusters the top level has.
     branching : int
