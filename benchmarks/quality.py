@@ -321,6 +321,9 @@ def run_clio(
         reducer=PrecomputedReducer(embeddings, reduced),
         map_reducer=PCA(n_components=2),
         random_state=seed,
+        # No checkpoints: a PrecomputedReducer's fingerprint does not include its vectors, so a checkpoint of one
+        # seed's vectors would be reused for the next seed (same embeddings).
+        cache_dir=False,
         verbose=False,
     )
     started = time.perf_counter()
