@@ -148,6 +148,7 @@ class PrecomputedReducer:
 
 
 CACHE_DIR = Path.home() / ".cache" / "clio_lite" / "quality"
+SCRUB_SOURCES = ("scrub.py", "recognizers.py")
 
 
 class VectorCache:
@@ -557,13 +558,16 @@ def main() -> None:
     cache = VectorCache(CACHE_DIR, args.dataset, texts)
     tic = time.perf_counter()
     scrubber = PresidioScrubber()
-    scrubbed = cache.load_texts("scrubbed", scrubber.model_name)
+    # The scrubber's rules live in its code, so the cached texts are keyed by that code too.
+    scrub_code = "".join((ROOT / "clio_lite" / name).read_text(encoding="utf-8") for name in SCRUB_SOURCES)
+    scrub_key = f"{scrubber.model_name}|{scrub_code}"
+    scrubbed = cache.load_texts("scrubbed", scrub_key)
     if scrubbed is None:
         scrubbed = []
         for start in range(0, len(texts), 1000):
             scrubbed.extend(scrubber.scrub(texts[start : start + 1000]).texts)
             logger.info("scrubbed %d / %d", len(scrubbed), len(texts))
-        cache.save_texts("scrubbed", scrubber.model_name, scrubbed)
+        cache.save_texts("scrubbed", scrub_key, scrubbed)
     prep["scrub"] = round(time.perf_counter() - tic, 1)
     tic = time.perf_counter()
     if args.embedder == "static":
