@@ -154,8 +154,9 @@ SCRUB_SOURCES = ("scrub.py", "recognizers.py")
 class VectorCache:
     """Scrubbed texts, embeddings and UMAP vectors of one benchmark corpus, on disk, so that re-runs skip them.
 
-    A file is keyed by the dataset, a hash of the corpus's raw texts (in order), the stage, and the model or seed
-    that made it (``<dataset>-<corpus hash>-<stage>-<key hash>``); a corpus or model that changes gets new files.
+    A file is keyed by the dataset, a hash of the corpus's raw texts (in order), the stage, and a hash of what made
+    it (``<dataset>-<corpus hash>-<stage>-<key hash>``): the scrubber's code, the scrubbed texts and model, the
+    embeddings and seed; a corpus, scrubber, model or seed that changes gets new files.
     Only the benchmark uses this: the public datasets' scrubbed texts and vectors, never a user's.
     """
 
@@ -195,7 +196,10 @@ def reduce_cached(cache: VectorCache, embeddings: np.ndarray, model_id: str, see
 
     The seconds are those of the run that computed it (kept beside the vectors), so tables stay comparable.
     """
-    key = f"{model_id}|umap n_components=5 n_neighbors=15 min_dist=0 cosine|seed={seed}"
+    import hashlib
+
+    digest = hashlib.sha256(np.ascontiguousarray(embeddings).tobytes()).hexdigest()
+    key = f"{model_id}|{digest}|umap n_components=5 n_neighbors=15 min_dist=0 cosine|seed={seed}"
     reduced = cache.load_array("umap", key)
     timing = cache.load_texts("umap-seconds", key)
     if reduced is not None and timing is not None:
@@ -574,10 +578,11 @@ def main() -> None:
         embedder = StaticEmbedder(models_dir=ROOT / ".cache" / "models")
     else:
         embedder = SentenceTransformerEmbedder(cache_dir=Path.home() / ".cache" / "clio_lite", verbose=False)
-    embeddings = cache.load_array("embeddings", embedder.model_id)
+    embed_key = f"{embedder.model_id}|" + "\x1f".join(scrubbed)  # keyed by the scrubbed texts
+    embeddings = cache.load_array("embeddings", embed_key)
     if embeddings is None:
         embeddings = embedder.embed(scrubbed)
-        cache.save_array("embeddings", embedder.model_id, embeddings)
+        cache.save_array("embeddings", embed_key, embeddings)
         logger.info("embedded %d texts with %s", len(scrubbed), embedder.model_id)
     prep["embed"] = round(time.perf_counter() - tic, 1)
     scrubbed_of = dict(zip(texts, scrubbed, strict=True))
