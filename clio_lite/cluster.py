@@ -468,7 +468,7 @@ class HDBSCANClusterer:
         branching: int = 10,
         assign_outliers: bool = False,
         cluster_selection_method: str = "eom",
-        cluster_selection_epsilon: float = 0.2,
+        cluster_selection_epsilon: float = 0.1,
     ):
         self.min_cluster_size = min_cluster_size
         self.hdbscan_min_cluster_size = hdbscan_min_cluster_size
