@@ -23,6 +23,10 @@ accuracy (each cluster takes its majority gold class; the share of all documents
 in their own class); for keyword labels, the share of each leaf's top-3 terms that are English stop words and the
 share that occur in most of the leaf's documents (coherence).
 
+Scrubbed texts, embeddings and UMAP vectors are cached on disk (``~/.cache/clio_lite/quality``, see
+``VectorCache``), so a re-run only clusters; ``--prepare-only`` fills the cache, ``--tune`` fits only the clustering
+for each ``HDBSCANClusterer`` setting given, and ``--clusterer`` adds clio_lite runs with other settings.
+
     python benchmarks/quality.py --dataset fixtures --seeds 0 1 2
     python benchmarks/quality.py --dataset clinc150 --seeds 0 1 2 [--limit 5000]
 

@@ -449,7 +449,9 @@ class HDBSCANClusterer:
         ``"leaf"``: every leaf of the condensed tree is a leaf, and points that fell out of an inner cluster sit in
         a parent's remainder (finer leaves, far more points outside them).
     cluster_selection_epsilon : float
-        HDBSCAN's ``cluster_selection_epsilon``: clusters closer than this (in the reduced space) are merged.
+        HDBSCAN's ``cluster_selection_epsilon``: clusters closer than this (in the reduced space) are not split.
+        0.1 cut CLINC150's outliers from 9.9% to 4.4% and raised its leaf ARI from 0.35 to 0.59; 0.2 merged
+        Topical-Chat's topics (``docs/quality.md``).
     top_clusters : int
         About how many clusters the top level has.
     branching : int
