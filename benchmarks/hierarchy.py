@@ -7,7 +7,8 @@ groups) over HDBSCAN's leaves:
   scrubbed texts (``fit_hierarchy(..., texts=...)``);
 - ``ward_embedding``: a Ward dendrogram of leaf centroids in the embedding space (a clusterer given no texts);
 - ``ward_umap``: the same dendrogram in the 5-D UMAP space;
-- ``condensed_tree``: the condensed tree's own splits, splitting the largest cluster from the root.
+- ``condensed_tree``: the condensed tree's own splits, splitting the largest cluster from the root (the whole
+  condensed tree, not cut at the selected clusters).
 
     python benchmarks/hierarchy.py [--seeds 0 1 2] [--n 4000]
 """
@@ -30,7 +31,12 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score  # noqa: E402
 
 from clio_lite import load_conversations  # noqa: E402
-from clio_lite.cluster import HDBSCANClusterer, _parse_condensed_tree, hierarchy_from_condensed_tree  # noqa: E402
+from clio_lite.cluster import (  # noqa: E402
+    HDBSCANClusterer,
+    _parse_condensed_tree,
+    hierarchy_from_condensed_tree,
+    prune_to_selected,
+)
 from clio_lite.embed import SentenceTransformerEmbedder  # noqa: E402
 from clio_lite.reduce import UMAPReducer  # noqa: E402
 from clio_lite.scrub import PresidioScrubber  # noqa: E402
@@ -102,7 +108,9 @@ def main() -> None:
         ours = clusterer.fit_hierarchy(reduced, embeddings, texts=scrubbed)
         ward = clusterer.fit_hierarchy(reduced, embeddings)
         raw = clusterer.model_.condensed_tree_._raw_tree
-        in_umap = hierarchy_from_condensed_tree(raw, reduced, min_node_size=args.min_cluster_size)
+        # The same fine clusters as the clusterer's (its selected clusters, HDBSCAN's noise unclustered).
+        selected = prune_to_selected(raw, clusterer.model_.labels_)
+        in_umap = hierarchy_from_condensed_tree(selected, reduced, min_node_size=args.min_cluster_size)
         leaves = np.array([node if not (ours.parent == node).any() else -1 for node in ours.assignment])
         runs.append({
             "seed": seed,

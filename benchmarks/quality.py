@@ -23,6 +23,10 @@ accuracy (each cluster takes its majority gold class; the share of all documents
 in their own class); for keyword labels, the share of each leaf's top-3 terms that are English stop words and the
 share that occur in most of the leaf's documents (coherence).
 
+Scrubbed texts, embeddings and UMAP vectors are cached on disk (``~/.cache/clio_lite/quality``, see
+``VectorCache``), so a re-run only clusters; ``--prepare-only`` fills the cache, ``--tune`` fits only the clustering
+for each ``HDBSCANClusterer`` setting given, and ``--clusterer`` adds clio_lite runs with other settings.
+
     python benchmarks/quality.py --dataset fixtures --seeds 0 1 2
     python benchmarks/quality.py --dataset clinc150 --seeds 0 1 2 [--limit 5000]
 
@@ -147,6 +151,73 @@ class PrecomputedReducer:
         return self.fit_transform(X)
 
 
+CACHE_DIR = Path.home() / ".cache" / "clio_lite" / "quality"
+SCRUB_SOURCES = ("scrub.py", "recognizers.py")
+
+
+class VectorCache:
+    """Scrubbed texts, embeddings and UMAP vectors of one benchmark corpus, on disk, so that re-runs skip them.
+
+    A file is keyed by the dataset, a hash of the corpus's raw texts (in order), the stage, and a hash of what made
+    it (``<dataset>-<corpus hash>-<stage>-<key hash>``): the scrubber's code, the scrubbed texts and model, the
+    embeddings and seed; a corpus, scrubber, model or seed that changes gets new files.
+    Only the benchmark uses this: the public datasets' scrubbed texts and vectors, never a user's.
+    """
+
+    def __init__(self, directory: Path, dataset: str, texts: Sequence[str]):
+        import hashlib
+
+        self.directory = directory
+        digest = hashlib.sha256("\x1f".join(texts).encode("utf-8")).hexdigest()[:16]
+        self.prefix = f"{dataset}-{digest}"
+
+    def _path(self, stage: str, key: str, suffix: str) -> Path:
+        import hashlib
+
+        return self.directory / f"{self.prefix}-{stage}-{hashlib.sha256(key.encode()).hexdigest()[:12]}{suffix}"
+
+    def load_texts(self, stage: str, key: str) -> list[str] | None:
+        path = self._path(stage, key, ".json")
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+    def save_texts(self, stage: str, key: str, values: list[str]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._path(stage, key, ".json").write_text(json.dumps(values), encoding="utf-8")
+
+    def load_array(self, stage: str, key: str) -> np.ndarray | None:
+        path = self._path(stage, key, ".npy")
+        return np.load(path) if path.exists() else None
+
+    def save_array(self, stage: str, key: str, values: np.ndarray) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self._path(stage, key, ".npy")
+        np.save(path.with_suffix(".tmp.npy"), values)
+        path.with_suffix(".tmp.npy").replace(path)
+
+
+def reduce_cached(cache: VectorCache, embeddings: np.ndarray, model_id: str, seed: int) -> tuple[np.ndarray, float]:
+    """clio_lite's seeded 5-D UMAP of ``embeddings``, from the cache when it was computed before; and its seconds.
+
+    The seconds are those of the run that computed it (kept beside the vectors), so tables stay comparable.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(np.ascontiguousarray(embeddings).tobytes()).hexdigest()
+    key = f"{model_id}|{digest}|umap n_components=5 n_neighbors=15 min_dist=0 cosine|seed={seed}"
+    reduced = cache.load_array("umap", key)
+    timing = cache.load_texts("umap-seconds", key)
+    if reduced is not None and timing is not None:
+        logger.info("seed %d: UMAP vectors from the cache", seed)
+        return reduced, float(timing[0])
+    tic = time.perf_counter()
+    reduced = UMAPReducer(n_components=5, random_state=seed).fit_transform(embeddings)
+    seconds = round(time.perf_counter() - tic, 1)
+    cache.save_array("umap", key, reduced)
+    cache.save_texts("umap-seconds", key, [str(seconds)])
+    logger.info("seed %d: UMAP %.0f s", seed, seconds)
+    return reduced, seconds
+
+
 # -- metrics ------------------------------------------------------------------------------------------------------
 
 
@@ -235,19 +306,33 @@ def remainder_to_nearest_leaf(path: np.ndarray, leaf_ids: set[str], embeddings: 
 
 def run_clio(
     records, stages, reduced, embeddings, gold, docs, coarse, seed, min_users, min_conversations, top,
-    assign_outliers=False, predict=False,
+    assign_outliers=False, predict=False, clusterer_settings=None,
 ) -> dict[str, Any]:
+    """Fit ``Clio`` on the precomputed stages; ``clusterer_settings`` (``HDBSCANClusterer`` arguments) replace the
+    default clusterer's, e.g. ``{"cluster_selection_method": "leaf"}`` for the earlier default."""
+    from clio_lite.cluster import HDBSCANClusterer
+
     scrubber, embedder = stages
+    clusterer = None
+    if clusterer_settings:
+        clusterer = HDBSCANClusterer(
+            min_cluster_size=min_conversations, top_clusters=top, assign_outliers=assign_outliers,
+            **clusterer_settings,
+        )
     clio = Clio(
         min_users=min_users,
         min_conversations=min_conversations,
         top_clusters=top,
         assign_outliers=assign_outliers,
+        clusterer=clusterer,
         scrubber=scrubber,
         embedder=embedder,
         reducer=PrecomputedReducer(embeddings, reduced),
         map_reducer=PCA(n_components=2),
         random_state=seed,
+        # No checkpoints: a PrecomputedReducer's fingerprint does not include its vectors, so a checkpoint of one
+        # seed's vectors would be reused for the next seed (same embeddings).
+        cache_dir=False,
         verbose=False,
     )
     started = time.perf_counter()
@@ -274,7 +359,8 @@ def run_clio(
     return {
         "tool": "clio_lite",
         "config": f"min_users={min_users}, min_conversations={min_conversations}"
-        + (", assign_outliers=True" if assign_outliers else ""),
+        + (", assign_outliers=True" if assign_outliers else "")
+        + "".join(f", {key}={value!r}" for key, value in sorted((clusterer_settings or {}).items())),
         "audit_passed": bool(clio.audit_.passed) if hasattr(clio, "audit_") else None,
         "seed": seed,
         "seconds": round(seconds, 1),
@@ -350,6 +436,44 @@ def run_bertopic(
     return report, model
 
 
+def tune_clustering(reduced, embeddings, scrubbed, gold, coarse, seed, size, grid) -> list[dict[str, Any]]:
+    """Only the clustering (HDBSCAN and the hierarchy, no gate, namer or audit) for each setting of ``grid``.
+
+    Cheap enough to compare many HDBSCAN settings on the cached UMAP vectors; the gate with ``min_users=1`` and
+    ``min_conversations=size`` releases every node of such a hierarchy (each node holds at least ``size`` points),
+    so its leaves are the release's.
+    """
+    from clio_lite.cluster import HDBSCANClusterer
+
+    out = []
+    for setting in grid:
+        tic = time.perf_counter()
+        hierarchy = HDBSCANClusterer(min_cluster_size=size, **setting).fit_hierarchy(reduced, embeddings, scrubbed)
+        seconds = round(time.perf_counter() - tic, 1)
+        kids = hierarchy.children()
+        leaves = {node for node in range(hierarchy.n_nodes) if not kids[node]}
+        leaf_labels = np.array([node if node in leaves else -1 for node in hierarchy.assignment])
+        top_of = np.arange(hierarchy.n_nodes)
+        for node, parent in enumerate(hierarchy.parent):  # parents come first
+            if parent >= 0:
+                top_of[node] = top_of[parent]
+        top_labels = np.where(hierarchy.assignment >= 0, top_of[np.maximum(hierarchy.assignment, 0)], -1)
+        depth = hierarchy.depth()
+        out.append({
+            "tool": "clio_lite clustering only",
+            "config": json.dumps({"min_cluster_size": size, **setting}, sort_keys=True),
+            "seed": seed,
+            "seconds": seconds,
+            "levels": int(depth.max()) if len(depth) else 0,
+            "clusters_per_level": np.bincount(depth)[1:].tolist() if len(depth) else [],
+            "unclustered_share": round(float((hierarchy.assignment < 0).mean()), 4),
+            "leaves": level_report(gold, leaf_labels, coarse),
+            "top": level_report(gold, top_labels, coarse),
+        })
+        logger.info("tune seed %d %s: %s", seed, setting, json.dumps(out[-1]["leaves"]))
+    return out
+
+
 # -- summary ------------------------------------------------------------------------------------------------------
 
 
@@ -397,6 +521,22 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=10, help="clusters at the top level (both tools)")
     parser.add_argument("--no-bertopic", action="store_true", help="run clio_lite only")
     parser.add_argument(
+        "--tune", nargs="+", metavar="JSON",
+        help='only the clustering, once per HDBSCANClusterer setting, e.g. \'{"min_samples": 1}\' (no gate, names)',
+    )
+    parser.add_argument(
+        "--clusterer", nargs="+", metavar="JSON",
+        help='also run clio_lite with these HDBSCANClusterer settings, e.g. \'{"cluster_selection_method": "leaf"}\'',
+    )
+    parser.add_argument(
+        "--reuse-umap", action="store_true",
+        help="BERTopic gets clio_lite's (cached) UMAP vectors for every configuration, instead of running its own "
+        "seeded UMAP once and checking the two are identical",
+    )
+    parser.add_argument(
+        "--prepare-only", action="store_true", help="only scrub, embed and reduce (into the cache), fit nothing"
+    )
+    parser.add_argument(
         "--predict", action="store_true", help="also send the training records through Clio.predict (agreement)"
     )
     parser.add_argument(
@@ -423,21 +563,32 @@ def main() -> None:
     logger.info("%s: %d records; scrubbing", args.dataset, len(texts))
 
     prep: dict[str, float] = {}
+    cache = VectorCache(CACHE_DIR, args.dataset, texts)
     tic = time.perf_counter()
     scrubber = PresidioScrubber()
-    scrubbed: list[str] = []
-    for start in range(0, len(texts), 1000):
-        scrubbed.extend(scrubber.scrub(texts[start : start + 1000]).texts)
-        logger.info("scrubbed %d / %d", len(scrubbed), len(texts))
+    # The scrubber's rules live in its code, so the cached texts are keyed by that code too.
+    scrub_code = "".join((ROOT / "clio_lite" / name).read_text(encoding="utf-8") for name in SCRUB_SOURCES)
+    scrub_key = f"{scrubber.model_name}|{scrub_code}"
+    scrubbed = cache.load_texts("scrubbed", scrub_key)
+    if scrubbed is None:
+        scrubbed = []
+        for start in range(0, len(texts), 1000):
+            scrubbed.extend(scrubber.scrub(texts[start : start + 1000]).texts)
+            logger.info("scrubbed %d / %d", len(scrubbed), len(texts))
+        cache.save_texts("scrubbed", scrub_key, scrubbed)
     prep["scrub"] = round(time.perf_counter() - tic, 1)
     tic = time.perf_counter()
     if args.embedder == "static":
         embedder = StaticEmbedder(models_dir=ROOT / ".cache" / "models")
     else:
         embedder = SentenceTransformerEmbedder(cache_dir=Path.home() / ".cache" / "clio_lite", verbose=False)
-    embeddings = embedder.embed(scrubbed)
+    embed_key = f"{embedder.model_id}|" + "\x1f".join(scrubbed)  # keyed by the scrubbed texts
+    embeddings = cache.load_array("embeddings", embed_key)
+    if embeddings is None:
+        embeddings = embedder.embed(scrubbed)
+        cache.save_array("embeddings", embed_key, embeddings)
+        logger.info("embedded %d texts with %s", len(scrubbed), embedder.model_id)
     prep["embed"] = round(time.perf_counter() - tic, 1)
-    logger.info("embedded %d texts with %s", len(scrubbed), embedder.model_id)
     scrubbed_of = dict(zip(texts, scrubbed, strict=True))
     vector_of = dict(zip(scrubbed, embeddings, strict=True))
     stages = (
@@ -446,21 +597,26 @@ def main() -> None:
     )
 
     assign = {"off": [False], "on": [True], "both": [False, True]}[args.assign_outliers]
-    clio_configs = [(1, size, a) for size in args.min_sizes for a in assign]
-    if args.dataset == "fixtures":
-        clio_configs += [(25, 50, a) for a in assign]  # the default thresholds, with the privacy gate on
+    settings = [None] + [json.loads(setting) for setting in args.clusterer or []]
+    clio_configs = [(1, size, a, c) for size in args.min_sizes for a in assign for c in settings]
+    if args.dataset == "fixtures":  # the default thresholds, with the privacy gate on
+        clio_configs += [(25, 50, a, c) for a in assign for c in settings]
     runs: list[dict[str, Any]] = []
     umap_checks: list[dict[str, Any]] = []
     for seed in args.seeds:
-        tic = time.perf_counter()
-        reduced = UMAPReducer(n_components=5, random_state=seed).fit_transform(embeddings)
-        umap_seconds = round(time.perf_counter() - tic, 1)
-        logger.info("seed %d: UMAP %.0f s", seed, umap_seconds)
+        reduced, umap_seconds = reduce_cached(cache, embeddings, embedder.model_id, seed)
+        if args.prepare_only:
+            continue
+        if args.tune:
+            grid = [json.loads(setting) for setting in args.tune]
+            for size in args.min_sizes:
+                runs.extend(tune_clustering(reduced, embeddings, scrubbed, gold, coarse, seed, size, grid))
+            continue
         top_counts = set()
-        for min_users, min_conversations, assign_outliers in clio_configs:
+        for min_users, min_conversations, assign_outliers, clusterer_settings in clio_configs:
             run = run_clio(
                 records, stages, reduced, embeddings, gold, scrubbed, coarse, seed, min_users, min_conversations,
-                args.top, assign_outliers=assign_outliers, predict=args.predict,
+                args.top, assign_outliers=assign_outliers, predict=args.predict, clusterer_settings=clusterer_settings,
             )
             top_counts.add(run["top"]["clusters"])
             run["umap_seconds"] = umap_seconds
@@ -471,14 +627,14 @@ def main() -> None:
         from umap import UMAP
 
         for i, size in enumerate(args.min_sizes):
-            if i == 0:  # BERTopic's own seeded UMAP, checked against clio_lite's reduction
+            if i == 0 and not args.reuse_umap:  # BERTopic's own seeded UMAP, checked against clio_lite's reduction
                 umap_model = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=seed)
             else:
                 umap_model = PrecomputedReducer(embeddings, reduced)
             run, model = run_bertopic(
                 scrubbed, embeddings, umap_model, gold, coarse, seed, size, args.top, sorted(top_counts)
             )
-            if i == 0:
+            if i == 0 and not args.reuse_umap:
                 own = np.asarray(model.umap_model.embedding_, dtype=np.float32)
                 umap_checks.append({
                     "seed": seed,

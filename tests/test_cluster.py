@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import make_blobs
 
-from clio_lite.cluster import HDBSCANClusterer, Hierarchy, hierarchy_from_condensed_tree
+from clio_lite.cluster import HDBSCANClusterer, Hierarchy, hierarchy_from_condensed_tree, prune_to_selected
 
 
 def blobs(n_points: int, n_centers: int, std: float, seed: int = 0, n_features: int = 5) -> np.ndarray:
@@ -287,3 +287,74 @@ def test_duplicate_texts_and_points_with_texts_form_one_cluster() -> None:
     check_structure(h, 60)
     assert (h.parent < 0).sum() == 1
     assert (h.assignment >= 0).all()
+
+
+def canonical_tree(h: Hierarchy, original_index: np.ndarray) -> set[tuple[frozenset[int], frozenset[int]]]:
+    """The tree as (members, parent's members) pairs in original point indices: equal trees up to node numbering."""
+    members = [frozenset(original_index[m].tolist()) for m in h.members()]
+    return {(members[node], members[p] if p >= 0 else frozenset()) for node, p in enumerate(h.parent)}
+
+
+@pytest.mark.parametrize("with_texts", [False, True])
+def test_shuffling_the_points_gives_the_same_tree_up_to_node_numbering(with_texts: bool) -> None:
+    X, y = make_blobs(
+        n_samples=1200, centers=12, n_features=5, cluster_std=1.5, center_box=(-30, 30), random_state=4
+    )
+    texts = [f"topic{label % 4} word{label}" for label in y] if with_texts else None
+    clusterer = HDBSCANClusterer(min_cluster_size=30, top_clusters=4)
+    first = clusterer.fit_hierarchy(X, texts=texts)
+    permutation = np.random.default_rng(5).permutation(len(X))
+    shuffled = clusterer.fit_hierarchy(X[permutation], texts=None if texts is None else [texts[i] for i in permutation])
+    assert first.depth().max() >= 2
+    assert canonical_tree(first, np.arange(len(X))) == canonical_tree(shuffled, permutation)
+    # The unclustered points are the same points.
+    assert set(np.flatnonzero(first.assignment < 0)) == set(permutation[shuffled.assignment < 0].tolist())
+
+
+def test_selected_clusters_become_leaves_holding_their_subtree_and_hdbscan_noise_becomes_unclustered() -> None:
+    # Root 12 splits into 13, 14 and 19; 13 splits into 15 and 16, point 5 falling out of 13 itself; 14 splits into
+    # 17 and 18. HDBSCAN selected 13 and 17 (labels 0 and 1) and called points 8 (in 18), 10 and 11 (in 19) noise.
+    rows = [
+        (12, 13, 1.0, 6), (12, 14, 1.0, 3), (12, 19, 1.0, 2),
+        (13, 15, 2.0, 3), (13, 16, 2.0, 2), (13, 5, 1.5, 1), (14, 17, 2.0, 2), (14, 18, 2.0, 1),
+        (15, 0, 3.0, 1), (15, 1, 3.0, 1), (15, 2, 3.0, 1), (16, 3, 3.0, 1), (16, 4, 3.0, 1),
+        (17, 6, 3.0, 1), (17, 7, 3.0, 1), (18, 8, 3.0, 1), (19, 10, 3.0, 1), (19, 11, 3.0, 1), (12, 9, 0.5, 1),
+    ]
+    dtype = [("parent", np.intp), ("child", np.intp), ("lambda_val", float), ("child_size", np.intp)]
+    raw = np.array(rows, dtype=dtype)
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1, -1, -1, -1, -1])
+    pruned = prune_to_selected(raw, labels)
+    # 15 and 16 (below a selected cluster) and 18 and 19 (no selected cluster in them) are gone.
+    assert set(pruned["child"].tolist()) == set(range(12)) | {13, 14, 17}
+    falls_from = dict(zip(pruned["child"].tolist(), pruned["parent"].tolist(), strict=True))
+    assert [falls_from[p] for p in range(12)] == [13] * 6 + [17, 17] + [12] * 4
+    embeddings = np.vstack([np.tile([1.0, 0.0], (6, 1)), np.tile([0.0, 1.0], (6, 1))])
+    h = hierarchy_from_condensed_tree(pruned, embeddings)
+    check_structure(h, 12)
+    assert h.n_nodes == 2 and (h.parent < 0).all()
+    np.testing.assert_array_equal(h.assignment, [0, 0, 0, 0, 0, 0, 1, 1, -1, -1, -1, -1])
+    # Nothing selected (a root that never split): the tree is kept, one cluster of everything.
+    assert prune_to_selected(raw, np.full(12, -1)) is raw
+
+
+def test_eom_leaves_hold_whole_clusters_and_unclustered_is_exactly_hdbscan_noise() -> None:
+    # Overlapping blobs plus scattered points: the condensed tree's inner clusters shed many points before they
+    # split; with excess-of-mass selection those are HDBSCAN's noise, and reported as unclustered.
+    rng = np.random.default_rng(6)
+    X = np.vstack([blobs(2000, 25, 3.0, seed=6), rng.uniform(-60, 60, size=(200, 5))])
+
+    def outside_leaves(h: Hierarchy) -> float:
+        kids = h.children()
+        return float(np.mean([node < 0 or bool(kids[node]) for node in h.assignment]))
+
+    leaf = HDBSCANClusterer(min_cluster_size=30, cluster_selection_method="leaf").fit_hierarchy(X)
+    eom = HDBSCANClusterer(min_cluster_size=30, cluster_selection_method="eom")
+    h = eom.fit_hierarchy(X)
+    check_structure(h, len(X))
+    assert all(len(m) >= 30 for m in h.members())
+    np.testing.assert_array_equal(h.assignment < 0, eom.model_.labels_ < 0)
+    assert (h.assignment < 0).sum() > 0
+    # Every clustered point is in a leaf: no parent keeps a remainder.
+    kids = h.children()
+    assert all(not kids[node] for node in h.assignment[h.assignment >= 0])
+    assert outside_leaves(h) < outside_leaves(leaf)
