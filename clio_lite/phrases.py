@@ -31,8 +31,9 @@ _WORD = re.compile(r"\w+")
 # text (", ", ". ", " - "); punctuation inside a word ("node.js", "e-mail") or ending one ("c++", "c#") does not.
 _PHRASE_BREAK = re.compile(r"<[A-Z_]+>|\n|(?:^|(?<=\s))[^\w\s]+|[^\w\s+#]+(?=\s|$)")
 # A word as written: letters and digits, with inner ".", "-", "+" or "#" ("node.js", "e-mail"), trailing "+"/"#"
-# ("c++", "c#"); an apostrophe splits ("don't" is "don" and "t", as the auditor reads it).
-_SURFACE_WORD = re.compile(r"[^\W_]+(?:[.\-+#][^\W_]+)*[+#]*")
+# ("c++", "c#"); an apostrophe splits ("don't" is "don" and "t", as the auditor reads it). An underscore joins
+# ("ROW_NUMBER" is one word, as the auditor reads it, and no content word: "row" alone was never typed there).
+_SURFACE_WORD = re.compile(r"[^\W_]+(?:[.\-+#_][^\W_]+)*[+#]*")
 # A word that can carry a topic: two or more characters, starting with a letter (the vectorizer's TOKEN_PATTERN).
 _CONTENT_WORD = re.compile(r"[a-z][a-z0-9+#]+(?:[.\-][a-z0-9+#]+)*")
 # The only words a phrase may hold besides content words: articles, possessives and prepositions ("reset my

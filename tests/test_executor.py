@@ -13,6 +13,7 @@ from sklearn.decomposition import PCA
 
 from clio_lite import Clio
 from clio_lite.checkpoint import ResultCache, fingerprint
+from clio_lite.cluster import HDBSCANClusterer
 from clio_lite.embed import SentenceTransformerEmbedder
 from clio_lite.executor import (
     EmbedWorker,
@@ -219,8 +220,11 @@ def test_ray_gives_the_release_of_the_single_process_run(ray_cluster, tmp_path):
     records = generate_conversations(300, seed=5)
     records += [dict(records[i], id=f"dup-{i}") for i in range(0, 300, 10)]  # identical texts, other records
     params = dict(min_users=5, min_conversations=10, random_state=0, verbose=False, cache_dir=False)
-    # PCA keeps the test fast; what runs on Ray is scrub and embed, and the release depends on both.
-    stages = dict(reducer=PCA(n_components=5), map_reducer=PCA(n_components=2))
+    # PCA keeps the test fast; what runs on Ray is scrub and embed, and the release depends on both. The default
+    # selection's epsilon is a distance in UMAP's space: on PCA's it merges everything, so the leaves are taken whole.
+    stages = dict(reducer=PCA(n_components=5), map_reducer=PCA(n_components=2),
+                  clusterer=HDBSCANClusterer(min_cluster_size=10, cluster_selection_method="leaf",
+                                            cluster_selection_epsilon=0.0))
     local = Clio(**params, **stages).fit(records)
     on_ray = Clio(**params, **stages, executor="ray").fit(records)
     assert on_ray.work_["scrub"] == local.work_["scrub"] and local.work_["scrub"]["distinct"] < len(records)

@@ -71,3 +71,9 @@ def test_a_phrase_is_written_as_most_users_wrote_it_with_capitalised_words_lower
     assert index.phrase("query", everyone, codes, 3, free={"write", "sql"}) == "write a SQL query"
     assert index.phrase("war", everyone, codes, 3, free={"world"}) == "world war"
     assert content_words("Write a SQL query") == {"write", "sql", "query"}
+
+
+def test_an_identifier_with_underscores_is_one_word_and_gives_no_term():
+    # The auditor reads "ROW_NUMBER" as one word: a term "row" from it would be a word its users never typed alone.
+    assert terms_of("use ROW_NUMBER() over the partition, then row_number again") == ["use", "partition"]
+    assert ["use", "ROW_NUMBER"] in list(phrase_segments("use ROW_NUMBER()"))
