@@ -147,7 +147,8 @@ class SentenceTransformerEmbedder:
     model : str
         A sentence-transformers model name or a local directory. The default resolves offline.
     batch_size : int
-        Texts per forward pass.
+        Texts per forward pass. 32 (sentence-transformers' own default) was about 10% faster than 64 on CPU here:
+        31.1 against 34.6 s wall for 3,000 generated conversations, idle 2-core machine.
     cache_dir : str, Path or None
         Where the embedding cache lives (``embeddings.sqlite`` inside it). ``None`` disables caching.
     device : str or None
@@ -165,7 +166,7 @@ class SentenceTransformerEmbedder:
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
-        batch_size: int = 64,
+        batch_size: int = 32,
         cache_dir: str | os.PathLike | None = None,
         device: str | None = None,
         verbose: bool = True,
