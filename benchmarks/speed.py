@@ -303,8 +303,8 @@ def measure_pipeline_memory(n: int) -> dict:
                 "released_clusters": len(clio.release_.tree.nodes)}
 
 
-def measure_umap_memory(n: int) -> dict:
-    """Peak memory added by one 5-D UMAP fit on n clustered 384-d unit vectors."""
+def _warm_umap_points(n: int):
+    """n clustered 384-d unit vectors (60 centres, seeded), after one small UMAP fit has loaded UMAP's compiled code."""
     import numpy as np
 
     from clio_lite.reduce import UMAPReducer
@@ -314,6 +314,14 @@ def measure_umap_memory(n: int) -> dict:
     X = (centres[rng.integers(0, 60, n)] + 0.6 * rng.normal(size=(n, 384))).astype(np.float32)
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     UMAPReducer(n_components=5, random_state=0).fit_transform(X[:200])  # imports and compiled code first
+    return X
+
+
+def measure_umap_memory(n: int) -> dict:
+    """Peak memory added by one 5-D UMAP fit on n clustered 384-d unit vectors."""
+    from clio_lite.reduce import UMAPReducer
+
+    X = _warm_umap_points(n)
     before = _peak_mb()
     clock = _Clock()
     UMAPReducer(n_components=5, random_state=0).fit_transform(X)
@@ -323,16 +331,10 @@ def measure_umap_memory(n: int) -> dict:
 def measure_umap_sampled_memory(n: int) -> dict:
     """Peak memory of the default mode's clustering-space UMAP at n points: 5-D, fitted on a sample of
     ``umap_fit_limit`` (50,000) rows and the rest placed by ``transform`` (``pipeline.fit_transform_sampled``)."""
-    import numpy as np
-
     from clio_lite.pipeline import fit_transform_sampled
     from clio_lite.reduce import UMAPReducer
 
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(60, 384))
-    X = (centres[rng.integers(0, 60, n)] + 0.6 * rng.normal(size=(n, 384))).astype(np.float32)
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
-    UMAPReducer(n_components=5, random_state=0).fit_transform(X[:200])  # imports and compiled code first
+    X = _warm_umap_points(n)
     before = _peak_mb()
     clock = _Clock()
     fit_transform_sampled(UMAPReducer(n_components=5, random_state=0), X, 50_000, 0)
