@@ -568,7 +568,7 @@ class Clio(BaseEstimator):
         return SentenceTransformerEmbedder(cache_dir=cache, verbose=self.verbose)
 
     def _default_scrubber(self) -> Any:
-        return fast_scrubber() if self.mode == "fast" else PresidioScrubber()
+        return PatternScrubber() if self.mode == "fast" else PresidioScrubber()
 
     def _released_nodes(
         self, hierarchy: Hierarchy, depth: np.ndarray, members: list[np.ndarray], decision, names, positions
@@ -781,11 +781,6 @@ def _nodes_to_name(parent: np.ndarray, depth: np.ndarray, members: list, release
     kept = np.flatnonzero(released)
     position_of = {node: i for i, node in enumerate(kept)}
     return [NodeToName(members[node], position_of.get(parent[node], -1), int(depth[node])) for node in kept]
-
-
-def fast_scrubber() -> Any:
-    """The fast mode's scrubber: pattern-first scrubbing, no spaCy model (:class:`clio_lite.scrub.PatternScrubber`)."""
-    return PatternScrubber()
 
 
 #: The clusterer's settings in fast mode: the earlier "leaf" selection (see the comment where it is used).
