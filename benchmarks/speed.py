@@ -4,6 +4,9 @@ In one run, on the same generated corpus (``fixtures.generate.generate_conversat
 times, each in a fresh child process (so that its peak memory is its own ``ru_maxrss``):
 
 - ``clio``: ``Clio(random_state=0).fit(records)`` end to end with an empty cache, per stage (``timings_``);
+- ``clio_fast``: the same with ``Clio(mode="fast")``; the distilled static model is copied from ``.cache/models``
+  (distilled there first if missing: a one-off, timed by ``benchmarks/fast_mode.py --distill``), not distilled in the
+  timed run;
 - ``clio_scrub``: ``Clio``'s scrub stage alone, as ``fit`` runs it (quicker than ``clio`` when only scrubbing is
   compared);
 - ``raw_scrub``: Presidio alone, ``BatchAnalyzerEngine.analyze_iterator`` + ``AnonymizerEngine`` over every text,
@@ -18,6 +21,10 @@ on a sample costs in quality: the same corpus with ``umap_fit_limit=None`` and w
 index of the leaf labels against the gold subtopics.
 
     nice -n 5 python benchmarks/speed.py --sizes 1000 10000 > speed.json
+
+With ``--input jsonl`` the clio kinds read the corpus from a JSONL file written before the clock starts
+(``Clio.fit(path)``, which streams it), as a user with a million conversations on disk would; the default hands
+``fit`` the list of records.
 
 Prints one JSON document to stdout; progress goes to stderr.
 """
@@ -43,7 +50,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
 
-KINDS = ("clio", "clio_scrub", "raw_scrub", "raw_embed", "baseline")
+KINDS = ("clio", "clio_fast", "clio_scrub", "raw_scrub", "raw_embed", "baseline")
 log = logging.getLogger("speed")
 
 
@@ -69,6 +76,8 @@ def _cpu_seconds() -> float:
 
 #: ``--scrub-processes``: how many processes clio_lite's scrub stage uses (``None``: its default, ``"auto"``).
 SCRUB_PROCESSES: int | str | None = None
+#: ``--input``: how the clio kinds get the corpus, ``"memory"`` (a list of records) or ``"jsonl"`` (a file path).
+INPUT = "memory"
 
 
 def _executor():
@@ -109,18 +118,46 @@ def _timed_clio(**params):
     return clio
 
 
-def measure_clio(n: int, cache_dir: str | None = None) -> dict:
-    """``Clio(random_state=0).fit`` on n generated conversations; with an empty temporary cache, or with
+def measure_clio(n: int, cache_dir: str | None = None, mode: str = "default") -> dict:
+    """``Clio(random_state=0, mode=mode).fit`` on n generated conversations; with an empty temporary cache, or with
     ``cache_dir`` (kept: a second run after a kill, or of the same corpus, recomputes nothing already done)."""
-    records, _ = _texts(n)
+    from fixtures.generate import generate_conversations
+
+    records = generate_conversations(n, seed=0)  # records only: nothing else of the corpus held beside the run
     with tempfile.TemporaryDirectory() as temporary:
+        cache = Path(cache_dir or temporary)
+        if mode == "fast":
+            _copy_static_model(cache / "models")
+        source = records
+        if INPUT == "jsonl":
+            source = Path(temporary) / "conversations.jsonl"
+            with source.open("w") as handle:
+                handle.writelines(json.dumps(record) + "\n" for record in records)
+            del records
         clock = _Clock()
-        clio = _timed_clio(random_state=0, verbose=False, cache_dir=cache_dir or temporary, executor=_executor())
-        clio.fit(records)
+        clio = _timed_clio(random_state=0, verbose=False, cache_dir=cache, executor=_executor(), mode=mode)
+        clio.fit(source)
         total = clock.read()
-    return {**total, "stages": clio.timings_, "cpu_stages": clio.cpu_timings_, "work": clio.work_,
-            "peak_rss_mb_after_stage": clio.peak_rss_mb_after_stage_,
-            "released_clusters": len(clio.release_.tree.nodes), "counts": clio.release_.counts}
+    return {**total, "mode": mode, "input": INPUT, "stages": clio.timings_, "cpu_stages": clio.cpu_timings_,
+            "work": clio.work_, "peak_rss_mb_after_stage": clio.peak_rss_mb_after_stage_,
+            "released_clusters": len(clio.release_.tree.nodes), "counts": clio.release_.counts,
+            "audit_passed": bool(clio.audit_.passed)}
+
+
+def measure_clio_fast(n: int, cache_dir: str | None = None) -> dict:
+    return measure_clio(n, cache_dir, mode="fast")
+
+
+def _copy_static_model(models: Path) -> None:
+    """The fast mode's distilled model, made once under ``.cache/models`` and copied into the run's cache."""
+    import shutil
+
+    from clio_lite.embed import distill_static_model
+
+    kept = ROOT / ".cache" / "models"
+    distill_static_model(models_dir=kept)
+    if not models.exists():
+        shutil.copytree(kept, models, ignore=shutil.ignore_patterns(".distilling-*", ".exporting-*"))
 
 
 def _presidio_engines():
@@ -348,8 +385,10 @@ def _processes(value: str) -> int | str:
 def _child(kind: str, n: int, cache_dir: str | None = None) -> dict:
     """Run one measurement in a fresh interpreter; its result with its peak memory."""
     command = [sys.executable, __file__, "--measure", kind, "--n", str(n)]
-    if cache_dir and kind == "clio":
+    if cache_dir and kind in ("clio", "clio_fast"):
         command += ["--cache-dir", cache_dir]
+    if kind in ("clio", "clio_fast"):
+        command += ["--input", INPUT]
     if SCRUB_PROCESSES is not None:
         command += ["--scrub-processes", str(SCRUB_PROCESSES)]
     log.info("measuring %s on %d conversations", kind, n)
@@ -382,13 +421,15 @@ def main(argv: list[str] | None = None) -> int:
                         help=argparse.SUPPRESS)
     parser.add_argument("--scrub-processes", type=_processes, default=None, metavar="N",
                         help="processes for clio_lite's scrub stage: a number or 'auto' (default: clio_lite's default)")
+    parser.add_argument("--input", choices=("memory", "jsonl"), default="memory",
+                        help="how the clio kinds get the corpus: a list of records, or a JSONL file they stream")
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    global SCRUB_PROCESSES
-    SCRUB_PROCESSES = args.scrub_processes
+    global SCRUB_PROCESSES, INPUT
+    SCRUB_PROCESSES, INPUT = args.scrub_processes, args.input
     if args.measure:
-        extra = {"cache_dir": args.cache_dir} if args.measure == "clio" else {}
+        extra = {"cache_dir": args.cache_dir} if args.measure in ("clio", "clio_fast") else {}
         result = globals()[f"measure_{args.measure}"](args.n, **extra)
         result["peak_rss_mb"] = _peak_mb()
         child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -399,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                 "load_average_at_start": os.getloadavg()},
-                    "scrub_processes": SCRUB_PROCESSES or "clio_lite's default",
+                    "scrub_processes": SCRUB_PROCESSES or "clio_lite's default", "input": INPUT,
                     "corpus": "fixtures.generate.generate_conversations(n, seed=0)", "sizes": {}}
     for n in sorted(args.sizes):  # smallest first
         runs = {kind: _child(kind, n, args.cache_dir and f"{args.cache_dir}/{n}") for kind in args.kinds}
@@ -444,6 +485,10 @@ def _ratios(runs: dict) -> dict:
         if total_key in runs.get("baseline", {}) and total_key in clio:
             ratios[f"end_to_end_speedup_vs_presidio_loop_bertopic_{clock}"] = round(
                 runs["baseline"][total_key] / clio[total_key], 3)
+        fast = runs.get("clio_fast", {})
+        if total_key in runs.get("baseline", {}) and total_key in fast:
+            ratios[f"fast_mode_end_to_end_speedup_vs_presidio_loop_bertopic_{clock}"] = round(
+                runs["baseline"][total_key] / fast[total_key], 3)
     if "peak_rss_mb" in runs.get("baseline", {}) and "peak_rss_mb" in clio:
         ratios["peak_memory_vs_baseline"] = round(clio["peak_rss_mb"] / runs["baseline"]["peak_rss_mb"], 3)
     return ratios
