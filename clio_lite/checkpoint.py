@@ -36,7 +36,8 @@ from .sqlite_cache import SQLiteCache
 
 #: Libraries whose version changes what a stage computes; they are part of every fingerprint.
 _STAGE_PACKAGES = (
-    "presidio-analyzer", "presidio-anonymizer", "spacy", "sentence-transformers", "torch", "onnx", "onnxruntime", "umap-learn"
+    "presidio-analyzer", "presidio-anonymizer", "spacy", "sentence-transformers", "torch", "onnx", "onnxruntime",
+    "umap-learn",
 )
 
 

@@ -62,7 +62,7 @@ def onnx_models_dir() -> Path:
 
     models = ROOT / ".cache" / "models"
     for backend in ("onnx", "onnx-int8"):
-        SentenceTransformerEmbedder(cache_dir=None, verbose=False, backend=backend, models_dir=models)._model
+        SentenceTransformerEmbedder(cache_dir=None, verbose=False, backend=backend, models_dir=models).embed(["x"])
     return models
 
 

@@ -25,7 +25,7 @@ def texts() -> list[str]:
 
 @pytest.fixture(scope="module")
 def torch_vectors(texts) -> np.ndarray:
-    return SentenceTransformerEmbedder(cache_dir=None, verbose=False).embed(texts)
+    return SentenceTransformerEmbedder(cache_dir=None, verbose=False, backend="torch").embed(texts)
 
 
 def onnx_embedder(models_dir, backend="onnx", **params) -> SentenceTransformerEmbedder:
@@ -69,26 +69,8 @@ def test_the_export_happens_once_and_is_reused(onnx_models_dir, texts, monkeypat
     assert all("onnxruntime=" in entry["versions"] and entry["opset"] == 17 for entry in settings)
 
 
-def test_a_killed_export_leaves_nothing_and_the_next_one_completes(tmp_path, monkeypatch):
-    import clio_lite.embed_onnx as embed_onnx
-
-    real = embed_onnx._export_transformer
-
-    def killed(model_dir, path):
-        path.write_bytes(b"half an onnx file")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(embed_onnx, "_export_transformer", killed)
-    with pytest.raises(KeyboardInterrupt):
-        onnx_embedder(tmp_path).embed(["hello"])
-    assert not any(tmp_path.iterdir())
-    monkeypatch.setattr(embed_onnx, "_export_transformer", real)
-    assert onnx_embedder(tmp_path).embed(["hello"]).shape == (1, 384)
-    assert [path.name for path in tmp_path.iterdir()][0].startswith("onnx-")
-
-
 def test_cache_keys_and_fingerprints_differ_per_backend(onnx_models_dir, tmp_path):
-    from clio_lite.checkpoint import ResultCache, fingerprint
+    from clio_lite.checkpoint import _STAGE_PACKAGES, ResultCache, fingerprint
 
     embedders = [onnx_embedder(onnx_models_dir, backend) for backend in ("torch", "onnx", "onnx-int8")]
     assert len({embedder.model_id for embedder in embedders}) == 3
@@ -96,8 +78,7 @@ def test_cache_keys_and_fingerprints_differ_per_backend(onnx_models_dir, tmp_pat
     stage_keys = {ResultCache(tmp_path / "r.sqlite", "embed", fingerprint(e)).key("hello") for e in embedders}
     assert len(stage_keys) == 3
     # The stage fingerprint names onnxruntime's version: another version, other keys.
-    assert "onnxruntime" in json.dumps(__import__("clio_lite.checkpoint", fromlist=["x"]).package_versions(
-        __import__("clio_lite.checkpoint", fromlist=["x"])._STAGE_PACKAGES))
+    assert {"onnx", "onnxruntime"} <= set(_STAGE_PACKAGES)
     # The embedder's own cache: int8 vectors are never served for fp32 or torch, nor the other way round.
     cache = tmp_path / "cache"
     for backend in ("onnx-int8", "onnx", "torch"):
@@ -144,7 +125,7 @@ def test_a_model_without_an_onnx_form_runs_with_torch_and_says_why(tmp_path, cap
         "pooling ['max_tokens'] is not mean or cls alone"
     ]
     assert not (tmp_path / "models").exists()  # nothing exported
-    torch_max = SentenceTransformerEmbedder(model=str(model), cache_dir=None, verbose=False)
+    torch_max = SentenceTransformerEmbedder(model=str(model), cache_dir=None, verbose=False, backend="torch")
     assert vectors.tobytes() == torch_max.embed(["how do I sort a list in python", "pack for a hike"]).tobytes()
 
 
@@ -164,15 +145,28 @@ def test_which_models_have_an_onnx_form(tmp_path):
     assert onnx_support(tmp_path / "nothing-here")[1].startswith("no readable modules.json")
 
 
-def test_a_cls_pooled_model_runs_as_onnx_and_matches_torch(tmp_path):
+def test_a_killed_export_leaves_nothing_and_a_cls_pooled_model_then_matches_torch(tmp_path, monkeypatch):
+    import clio_lite.embed_onnx as embed_onnx
+
     model = _model_with_pooling(tmp_path, pooling_mode_mean_tokens=False, pooling_mode_cls_token=True)
     pair = ["Python raises KeyError when I read a missing dict key", "what to pack for Patagonia"]
-    onnx = SentenceTransformerEmbedder(model=str(model), cache_dir=None, verbose=False, backend="onnx",
-                                       models_dir=tmp_path / "models")
+    models = tmp_path / "models"
+    real = embed_onnx._export_transformer
+
+    def killed(model_dir, path):
+        path.write_bytes(b"half an onnx file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(embed_onnx, "_export_transformer", killed)
+    with pytest.raises(KeyboardInterrupt):
+        SentenceTransformerEmbedder(model=str(model), cache_dir=None, verbose=False, models_dir=models).embed(pair)
+    assert not any(models.iterdir())  # nothing half-written is left to be found later
+    monkeypatch.setattr(embed_onnx, "_export_transformer", real)
+    onnx = SentenceTransformerEmbedder(model=str(model), cache_dir=None, verbose=False, models_dir=models)
     vectors = onnx.embed(pair)
-    assert list((tmp_path / "models").glob("onnx-*/model.onnx"))  # really ran as ONNX
-    torch_cls = SentenceTransformerEmbedder(model=str(model), cache_dir=None, verbose=False).embed(pair)
-    assert np.min(np.sum(vectors * torch_cls, axis=1)) > 0.9999
+    assert [path.name for path in models.glob("onnx-*/model.onnx")] == ["model.onnx"]  # really ran as ONNX
+    torch_cls = SentenceTransformerEmbedder(model=str(model), cache_dir=None, verbose=False, backend="torch")
+    assert np.min(np.sum(vectors * torch_cls.embed(pair), axis=1)) > 0.9999
 
 
 def test_an_unknown_backend_is_refused_by_name():
