@@ -79,6 +79,9 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+#: ``--embed-backend``: the backend of the ``clio_embed`` kind's embedder (``None``: clio_lite's default).
+EMBED_BACKEND: str | None = None
+
 #: ``--scrub-processes``: how many processes clio_lite's scrub stage uses (``None``: its default, ``"auto"``).
 SCRUB_PROCESSES: int | str | None = None
 #: ``--input``: how the clio kinds get the corpus, ``"memory"`` (a list of records) or ``"jsonl"`` (a file path).
@@ -201,6 +204,8 @@ def measure_clio_embed(n: int) -> dict:
         clio = Clio(random_state=0, verbose=False, cache_dir=cache, executor=_executor())
         clio.timings_, clio.work_ = {}, {}
         embedder = clio._default_embedder()
+        if EMBED_BACKEND is not None:
+            embedder.backend = EMBED_BACKEND
         with clio._stage("embed"):
             vectors = clio._embed(embedder, texts)
         total = clock.read()
@@ -443,6 +448,8 @@ def _child(kind: str, n: int, cache_dir: str | None = None) -> dict:
         command += ["--input", INPUT]
     if SCRUB_PROCESSES is not None:
         command += ["--scrub-processes", str(SCRUB_PROCESSES)]
+    if EMBED_BACKEND is not None:
+        command += ["--embed-backend", EMBED_BACKEND]
     log.info("measuring %s on %d conversations", kind, n)
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
@@ -475,11 +482,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="processes for clio_lite's scrub stage: a number or 'auto' (default: clio_lite's default)")
     parser.add_argument("--input", choices=("memory", "jsonl"), default="memory",
                         help="how the clio kinds get the corpus: a list of records, or a JSONL file they stream")
+    parser.add_argument("--embed-backend", choices=("onnx", "torch", "onnx-int8"), default=None,
+                        help="the clio_embed kind's embed backend (default: clio_lite's default, onnx)")
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    global SCRUB_PROCESSES, INPUT
-    SCRUB_PROCESSES, INPUT = args.scrub_processes, args.input
+    global SCRUB_PROCESSES, INPUT, EMBED_BACKEND
+    SCRUB_PROCESSES, INPUT, EMBED_BACKEND = args.scrub_processes, args.input, args.embed_backend
     if args.measure:
         extra = {"cache_dir": args.cache_dir} if args.measure in ("clio", "clio_fast") else {}
         result = globals()[f"measure_{args.measure}"](args.n, **extra)
@@ -493,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                 "load_average_at_start": os.getloadavg()},
                     "scrub_processes": SCRUB_PROCESSES or "clio_lite's default", "input": INPUT,
+                    "embed_backend": EMBED_BACKEND or "clio_lite's default",
                     "corpus": "fixtures.generate.generate_conversations(n, seed=0)", "sizes": {}}
     for n in sorted(args.sizes):  # smallest first
         runs = {kind: _child(kind, n, args.cache_dir and f"{args.cache_dir}/{n}") for kind in args.kinds}
