@@ -155,7 +155,8 @@ class SentenceTransformerEmbedder:
     cache_dir : str, Path or None
         Where the embedding cache lives (``embeddings.sqlite`` inside it). ``None`` disables caching.
     device : str or None
-        Torch device; ``None`` lets sentence-transformers choose. The ONNX backends run on the CPU.
+        Torch device; ``None`` lets sentence-transformers choose. The ONNX backends run on the CPU: with a device
+        other than ``"cpu"``, or with ``None`` where CUDA is available, the model runs with torch there.
     verbose : bool
         Show a progress bar while encoding.
     backend : {"onnx", "torch", "onnx-int8"}
@@ -225,10 +226,23 @@ class SentenceTransformerEmbedder:
                 return onnx_model
         return _load_sentence_transformer(self.model, self.device)
 
+    def _on_gpu(self) -> bool:
+        """Whether torch would put the model on an accelerator: ``device`` says so, or it is ``None`` and CUDA is
+        there (as sentence-transformers chooses). The ONNX backends are for the CPU."""
+        if self.device is not None:
+            return str(self.device) != "cpu"
+        import torch
+
+        return torch.cuda.is_available()
+
     def _onnx_model(self):
         """The ONNX form of the model (exported now if it is not there yet), or ``None`` when it has none."""
         from .embed_onnx import export_onnx, onnx_support
 
+        if self._on_gpu():
+            logger.info("embedding with torch on %s: the %s backend runs on the CPU", self.device or "the GPU",
+                        self.backend)
+            return None
         path = resolve_model(self.model)
         config, reason = onnx_support(path) if os.path.isdir(path) else (None, "it is not a local directory")
         if config is None:
@@ -245,7 +259,7 @@ class SentenceTransformerEmbedder:
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if isinstance(self._model, OnnxSentenceModel):  # normalised by its own pooling step
-            return self._model.encode(texts, batch_size=self.batch_size)
+            return self._model.encode(texts, batch_size=self.batch_size, show_progress_bar=self.verbose)
         return self._model.encode(
             texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
             show_progress_bar=self.verbose,

@@ -183,7 +183,7 @@ class OnnxSentenceModel:
         self.input_names = [node.name for node in self.session.get_inputs()]
         self.dimension = int(self.session.get_outputs()[0].shape[-1])
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress_bar: bool = False) -> np.ndarray:
         """An ``(len(texts), dim)`` float32 array of L2-normalised embeddings.
 
         Texts are sorted by length (longest first, as sentence-transformers sorts them) and cut into batches of
@@ -192,7 +192,9 @@ class OnnxSentenceModel:
         texts = [text.lower() for text in texts] if self.config["do_lower_case"] else list(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         order = np.argsort([-len(text) for text in texts], kind="stable")
-        for start in range(0, len(texts), batch_size):
+        from tqdm.auto import tqdm
+
+        for start in tqdm(range(0, len(texts), batch_size), desc="Batches", disable=not show_progress_bar):
             rows = order[start : start + batch_size]
             encoded = self.tokenizer([texts[i] for i in rows], padding=True, truncation="longest_first",
                                      max_length=self.config["max_seq_length"], return_tensors="np")

@@ -172,3 +172,10 @@ def test_a_killed_export_leaves_nothing_and_a_cls_pooled_model_then_matches_torc
 def test_an_unknown_backend_is_refused_by_name():
     with pytest.raises(ValueError, match="backend='tensorrt'.*'torch', 'onnx', 'onnx-int8'"):
         SentenceTransformerEmbedder(cache_dir=None, verbose=False, backend="tensorrt").embed(["hello"])
+
+
+def test_a_gpu_device_runs_torch_there_not_onnx_on_the_cpu(tmp_path):
+    embedder = SentenceTransformerEmbedder(cache_dir=None, verbose=False, device="meta", models_dir=tmp_path)
+    assert embedder._on_gpu()
+    assert not SentenceTransformerEmbedder(cache_dir=None, verbose=False, device="cpu")._on_gpu()
+    assert embedder._onnx_model() is None and not any(tmp_path.iterdir())  # nothing exported
