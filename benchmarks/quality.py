@@ -31,7 +31,9 @@ for each ``HDBSCANClusterer`` setting given, and ``--clusterer`` adds clio_lite 
     python benchmarks/quality.py --dataset clinc150 --seeds 0 1 2 [--limit 5000]
 
 ``--embedder static`` embeds with the fast mode's static model (``clio_lite.embed.StaticEmbedder``, distilled once
-into ``.cache/models``) instead of MiniLM: its quality cost (docs/scaling.md, "Fast mode").
+into ``.cache/models``) instead of MiniLM: its quality cost (docs/scaling.md, "Fast mode"). ``--embedder onnx`` and
+``--embedder onnx-int8`` run MiniLM with onnxruntime (``SentenceTransformerEmbedder(backend=...)``, exported once into
+``.cache/models``): the same model, fp32 or with int8 weights.
 """
 
 from __future__ import annotations
@@ -544,8 +546,9 @@ def main() -> None:
         help="run clio_lite with assign_outliers False, True or both (soft membership of remainders and noise)",
     )
     parser.add_argument(
-        "--embedder", choices=["minilm", "static"], default="minilm",
-        help="all-MiniLM-L6-v2 (default), or the fast mode's static model distilled from it",
+        "--embedder", choices=["minilm", "static", "onnx", "onnx-int8"], default="minilm",
+        help="all-MiniLM-L6-v2 with torch (default) or onnxruntime (fp32 or int8), or the fast mode's static model "
+             "distilled from it",
     )
     args = parser.parse_args()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -581,7 +584,9 @@ def main() -> None:
     if args.embedder == "static":
         embedder = StaticEmbedder(models_dir=ROOT / ".cache" / "models")
     else:
-        embedder = SentenceTransformerEmbedder(cache_dir=Path.home() / ".cache" / "clio_lite", verbose=False)
+        backend = "torch" if args.embedder == "minilm" else args.embedder
+        embedder = SentenceTransformerEmbedder(cache_dir=Path.home() / ".cache" / "clio_lite", verbose=False,
+                                               backend=backend, models_dir=ROOT / ".cache" / "models")
     embed_key = f"{embedder.model_id}|" + "\x1f".join(scrubbed)  # keyed by the scrubbed texts
     embeddings = cache.load_array("embeddings", embed_key)
     if embeddings is None:

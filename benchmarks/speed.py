@@ -9,9 +9,14 @@ times, each in a fresh child process (so that its peak memory is its own ``ru_ma
   timed run;
 - ``clio_scrub``: ``Clio``'s scrub stage alone, as ``fit`` runs it (quicker than ``clio`` when only scrubbing is
   compared);
+- ``clio_embed``: ``Clio``'s embed stage alone, as ``fit`` runs it, with its default embedder, over the same texts
+  the raw embed kinds embed (the users' texts, not scrubbed: the same input for all three);
 - ``raw_scrub``: Presidio alone, ``BatchAnalyzerEngine.analyze_iterator`` + ``AnonymizerEngine`` over every text,
   with the same NLP engine, recognizers, entities and threshold as clio_lite's scrubber;
 - ``raw_embed``: a bare ``SentenceTransformer.encode`` of the same texts (batch 64, normalised), same model;
+- ``raw_onnx``: a bare onnxruntime loop over the same texts with the ONNX file clio_lite's default embedder runs
+  (exported beforehand, untimed, as clio_lite finds it exported): the model's tokenizer, batches of 32 sorted by
+  length, mean pooling, normalisation; the raw library for clio_lite's default (ONNX) embed stage;
 - ``baseline``: what a user would write without clio_lite: a plain loop of ``AnalyzerEngine.analyze`` +
   ``anonymize`` per text, then ``BERTopic(embedding_model=<same model>).fit_transform`` (needs the ``bench`` extra).
 
@@ -50,7 +55,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
 
-KINDS = ("clio", "clio_fast", "clio_scrub", "raw_scrub", "raw_embed", "baseline")
+KINDS = ("clio", "clio_fast", "clio_scrub", "clio_embed", "raw_scrub", "raw_embed", "raw_onnx", "baseline")
 log = logging.getLogger("speed")
 
 
@@ -73,6 +78,9 @@ def _cpu_seconds() -> float:
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
+
+#: ``--embed-backend``: the backend of the ``clio_embed`` kind's embedder (``None``: clio_lite's default).
+EMBED_BACKEND: str | None = None
 
 #: ``--scrub-processes``: how many processes clio_lite's scrub stage uses (``None``: its default, ``"auto"``).
 SCRUB_PROCESSES: int | str | None = None
@@ -186,6 +194,24 @@ def measure_clio_scrub(n: int) -> dict:
     return {**total, "texts": len(scrubbed), "work": clio.work_["scrub"]}
 
 
+def measure_clio_embed(n: int) -> dict:
+    """The embed stage alone, exactly as ``Clio.fit`` runs it (its default embedder built in the stage, empty cache)."""
+    from clio_lite import Clio
+
+    _, texts = _texts(n)
+    with tempfile.TemporaryDirectory() as cache:
+        clock = _Clock()  # from before the model loads, as in the raw kinds
+        clio = Clio(random_state=0, verbose=False, cache_dir=cache, executor=_executor())
+        clio.timings_, clio.work_ = {}, {}
+        embedder = clio._default_embedder()
+        if EMBED_BACKEND is not None:
+            embedder.backend = EMBED_BACKEND
+        with clio._stage("embed"):
+            vectors = clio._embed(embedder, texts)
+        total = clock.read()
+    return {**total, "shape": list(vectors.shape), "embedder": embedder.model_id, "work": clio.work_["embed"]}
+
+
 def measure_raw_scrub(n: int) -> dict:
     _, texts = _texts(n)
     clock = _Clock()  # from before Presidio's import, as clio_lite's scrub stage (which imports it) is timed
@@ -210,6 +236,37 @@ def measure_raw_embed(n: int) -> dict:
     model = SentenceTransformer(resolve_model("all-MiniLM-L6-v2"))
     vectors = model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
     return {**clock.read(), "shape": list(vectors.shape)}
+
+
+def measure_raw_onnx(n: int) -> dict:
+    from clio_lite.embed import SentenceTransformerEmbedder, default_models_dir, resolve_model
+    from clio_lite.embed_onnx import export_onnx
+
+    _, texts = _texts(n)
+    source = resolve_model("all-MiniLM-L6-v2")
+    default = SentenceTransformerEmbedder(verbose=False)
+    path = export_onnx(source, default.model, default.fingerprint, default_models_dir())  # the file clio_lite runs
+    clock = _Clock()  # from before the imports, as clio_lite's stages (which import their libraries) are timed
+    import numpy as np
+    import onnxruntime
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = len(os.sched_getaffinity(0))
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = [node.name for node in session.get_inputs()]
+    vectors = np.zeros((len(texts), 384), dtype=np.float32)
+    order = np.argsort([-len(text) for text in texts])
+    for start in range(0, len(texts), 32):
+        rows = order[start : start + 32]
+        encoded = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=256,
+                            return_tensors="np")
+        hidden = session.run(None, {name: encoded[name].astype(np.int64) for name in names})[0]
+        mask = encoded["attention_mask"][..., None].astype(np.float32)
+        pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        vectors[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    return {**clock.read(), "shape": list(vectors.shape), "onnx_file": path.parent.name}
 
 
 def measure_baseline(n: int) -> dict:
@@ -391,6 +448,8 @@ def _child(kind: str, n: int, cache_dir: str | None = None) -> dict:
         command += ["--input", INPUT]
     if SCRUB_PROCESSES is not None:
         command += ["--scrub-processes", str(SCRUB_PROCESSES)]
+    if EMBED_BACKEND is not None:
+        command += ["--embed-backend", EMBED_BACKEND]
     log.info("measuring %s on %d conversations", kind, n)
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
@@ -423,11 +482,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="processes for clio_lite's scrub stage: a number or 'auto' (default: clio_lite's default)")
     parser.add_argument("--input", choices=("memory", "jsonl"), default="memory",
                         help="how the clio kinds get the corpus: a list of records, or a JSONL file they stream")
+    parser.add_argument("--embed-backend", choices=("onnx", "torch", "onnx-int8"), default=None,
+                        help="the clio_embed kind's embed backend (default: clio_lite's default, onnx)")
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    global SCRUB_PROCESSES, INPUT
-    SCRUB_PROCESSES, INPUT = args.scrub_processes, args.input
+    global SCRUB_PROCESSES, INPUT, EMBED_BACKEND
+    SCRUB_PROCESSES, INPUT, EMBED_BACKEND = args.scrub_processes, args.input, args.embed_backend
     if args.measure:
         extra = {"cache_dir": args.cache_dir} if args.measure in ("clio", "clio_fast") else {}
         result = globals()[f"measure_{args.measure}"](args.n, **extra)
@@ -441,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                 "load_average_at_start": os.getloadavg()},
                     "scrub_processes": SCRUB_PROCESSES or "clio_lite's default", "input": INPUT,
+                    "embed_backend": EMBED_BACKEND or "clio_lite's default",
                     "corpus": "fixtures.generate.generate_conversations(n, seed=0)", "sizes": {}}
     for n in sorted(args.sizes):  # smallest first
         runs = {kind: _child(kind, n, args.cache_dir and f"{args.cache_dir}/{n}") for kind in args.kinds}
@@ -482,6 +544,14 @@ def _ratios(runs: dict) -> dict:
                 runs["raw_scrub"][total_key] / alone[total_key], 3)
         if total_key in runs.get("raw_embed", {}) and stages.get("embed"):
             ratios[f"embed_throughput_vs_raw_encode_{clock}"] = round(runs["raw_embed"][total_key] / stages["embed"], 3)
+        if total_key in runs.get("raw_onnx", {}) and stages.get("embed"):
+            ratios[f"embed_throughput_vs_raw_onnxruntime_{clock}"] = round(
+                runs["raw_onnx"][total_key] / stages["embed"], 3)
+        embed_alone = runs.get("clio_embed", {})
+        for raw in ("raw_embed", "raw_onnx"):
+            if total_key in runs.get(raw, {}) and embed_alone.get(total_key):
+                ratios[f"embed_stage_alone_throughput_vs_{raw}_{clock}"] = round(
+                    runs[raw][total_key] / embed_alone[total_key], 3)
         if total_key in runs.get("baseline", {}) and total_key in clio:
             ratios[f"end_to_end_speedup_vs_presidio_loop_bertopic_{clock}"] = round(
                 runs["baseline"][total_key] / clio[total_key], 3)

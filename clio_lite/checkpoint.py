@@ -35,7 +35,10 @@ import numpy as np
 from .sqlite_cache import SQLiteCache
 
 #: Libraries whose version changes what a stage computes; they are part of every fingerprint.
-_STAGE_PACKAGES = ("presidio-analyzer", "presidio-anonymizer", "spacy", "sentence-transformers", "torch", "umap-learn")
+_STAGE_PACKAGES = (
+    "presidio-analyzer", "presidio-anonymizer", "spacy", "sentence-transformers", "torch", "onnx", "onnxruntime",
+    "umap-learn",
+)
 
 
 def describe(value: Any) -> Any:

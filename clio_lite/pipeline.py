@@ -47,7 +47,7 @@ UNCLUSTERED = "<unclustered>"
 SUPPRESSED = "<suppressed>"
 FILTERED_OUT = "<filtered out>"
 _VERSIONED_PACKAGES = (
-    "clio_lite", "numpy", "scikit-learn", "torch", "sentence-transformers", "presidio-analyzer", "spacy",
+    "clio_lite", "numpy", "scikit-learn", "torch", "sentence-transformers", "onnxruntime", "presidio-analyzer", "spacy",
     "umap-learn", "hdbscan",
 )
 

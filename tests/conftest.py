@@ -56,6 +56,17 @@ def static_embedder(static_models_dir):
 
 
 @pytest.fixture(scope="session")
+def onnx_models_dir() -> Path:
+    """Where MiniLM's ONNX forms (fp32 and int8) are exported: once per checkout (seconds), like the static model."""
+    from clio_lite.embed import SentenceTransformerEmbedder
+
+    models = ROOT / ".cache" / "onnx-models"  # apart from the static model's folder, which tests copy whole
+    for backend in ("onnx", "onnx-int8"):
+        SentenceTransformerEmbedder(cache_dir=None, verbose=False, backend=backend, models_dir=models).embed(["x"])
+    return models
+
+
+@pytest.fixture(scope="session")
 def embedding_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("embedding-cache")
 

@@ -53,11 +53,12 @@ def test_cache_keys_depend_on_the_model_and_the_text(tmp_path):
     np.testing.assert_array_equal(found[EmbeddingCache.key("m", "t")], vector)
 
 
-def test_without_a_cache_nothing_is_written(tmp_path, monkeypatch):
+def test_without_a_cache_nothing_is_written(tmp_path, monkeypatch, onnx_models_dir):
     # Home and working directory point at an empty folder: a cache written to a default place would land there.
+    # (The ONNX export, weights only, is kept where models_dir says: the session's, exported before.)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    embedder = SentenceTransformerEmbedder(cache_dir=None, verbose=False)
+    embedder = SentenceTransformerEmbedder(cache_dir=None, verbose=False, models_dir=onnx_models_dir)
     assert embedder.embed(["hello"]).shape == (1, 384)
     assert embedder.embed(["hello"]).shape == (1, 384)
     assert embedder.n_computed_ == 2  # nothing remembered between calls either

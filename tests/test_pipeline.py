@@ -152,7 +152,8 @@ def test_manifest_records_config_hash_versions_and_models(fitted):
     assert re.fullmatch(r"[0-9a-f]{64}", manifest["config_hash"])
     assert manifest["config"]["min_users"] == E2E_PARAMS["min_users"]
     assert manifest["versions"]["clio_lite"] == "0.1.0"
-    assert manifest["models"]["embedding"] == "all-MiniLM-L6-v2"
+    assert manifest["models"]["embedding"] == "all-MiniLM-L6-v2 (onnx)"  # the default backend: onnxruntime, fp32
+    assert manifest["versions"]["onnxruntime"] != "not installed"
     assert re.fullmatch(r"[0-9a-f]{64}", manifest["models"]["embedding_sha256"])
     assert sum(manifest["scrubbed_entities"].values()) > 0
 
