@@ -41,6 +41,11 @@ _STAGE_PACKAGES = (
 )
 
 
+#: Public attributes that do not change what a stage computes: where things are kept, progress output, and thread
+#: counts (the embedders' floats do not depend on them: tested in ``tests/test_embed_onnx.py``).
+_NOT_CONFIG = ("verbose", "cache_dir", "models_dir", "threads")
+
+
 def describe(value: Any) -> Any:
     """A JSON-safe description of ``value``: plain values as they are, an object as its class and public params.
 
@@ -62,7 +67,7 @@ def describe(value: Any) -> Any:
     params = {
         key: describe(item)
         for key, item in sorted(vars(value).items())
-        if not key.startswith("_") and not key.endswith("_") and key not in ("verbose", "cache_dir", "models_dir")
+        if not key.startswith("_") and not key.endswith("_") and key not in _NOT_CONFIG
     }
     return {"class": f"{type(value).__module__}.{type(value).__qualname__}", "params": params}
 
@@ -82,6 +87,8 @@ def fingerprint(stage: Any, **extra: Any) -> str:
     """sha256 of a stage's configuration, library versions and model fingerprint (its ``fingerprint`` attribute,
     if it has one: the embedder's hash of its weights); ``extra`` adds settings that live outside the object."""
     model = getattr(stage, "fingerprint", None)
+    # An embedder's model_id names the backend that computes its vectors (which a fallback may change).
+    model_id = getattr(stage, "model_id", None)
     spacy_model = None
     if hasattr(stage, "model_name") and hasattr(stage, "spacy_model"):
         # A spaCy model is named by its package; its version says which weights the name stands for.
@@ -92,6 +99,7 @@ def fingerprint(stage: Any, **extra: Any) -> str:
     payload = {
         "stage": describe(stage),
         "model": model if isinstance(model, str) else None,
+        "model_id": model_id if isinstance(model_id, str) else None,
         "spacy_model": spacy_model,
         "versions": package_versions(_STAGE_PACKAGES),
         "extra": describe(extra),

@@ -204,8 +204,22 @@ class SentenceTransformerEmbedder:
 
     @property
     def model_id(self) -> str:
-        """The model's name, and the backend when it is not torch: int8 vectors are other vectors."""
-        return self.model if self.backend == "torch" else f"{self.model} ({self.backend})"
+        """The model's name, and the backend that computes its vectors when it is not torch: int8 vectors are other
+        vectors, and a model that falls back to torch (on a GPU, or with no ONNX form) is named as torch."""
+        backend = self._runs_on
+        return self.model if backend == "torch" else f"{self.model} ({backend})"
+
+    @cached_property
+    def _runs_on(self) -> str:
+        """The backend that will compute the vectors: ``backend``, or ``"torch"`` when the ONNX form cannot run."""
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend={self.backend!r}: expected one of {', '.join(map(repr, BACKENDS))}.")
+        if self.backend == "torch" or self._on_gpu():
+            return "torch"
+        from .embed_onnx import onnx_support
+
+        path = resolve_model(self.model)
+        return self.backend if os.path.isdir(path) and onnx_support(path)[0] is not None else "torch"
 
     @cached_property
     def fingerprint(self) -> str | None:

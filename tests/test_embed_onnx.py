@@ -77,6 +77,8 @@ def test_cache_keys_and_fingerprints_differ_per_backend(onnx_models_dir, tmp_pat
     assert embedders[0].model_id == "all-MiniLM-L6-v2"  # torch's keys, and manifests, as before
     stage_keys = {ResultCache(tmp_path / "r.sqlite", "embed", fingerprint(e)).key("hello") for e in embedders}
     assert len(stage_keys) == 3
+    # Threads do not change the bytes (below), so they do not change the keys either.
+    assert fingerprint(onnx_embedder(onnx_models_dir, "onnx", threads=1)) == fingerprint(embedders[1])
     # The stage fingerprint names onnxruntime's version: another version, other keys.
     assert {"onnx", "onnxruntime"} <= set(_STAGE_PACKAGES)
     # The embedder's own cache: int8 vectors are never served for fp32 or torch, nor the other way round.
@@ -127,6 +129,8 @@ def test_a_model_without_an_onnx_form_runs_with_torch_and_says_why(tmp_path, cap
     assert not (tmp_path / "models").exists()  # nothing exported
     torch_max = SentenceTransformerEmbedder(model=str(model), cache_dir=None, verbose=False, backend="torch")
     assert vectors.tobytes() == torch_max.embed(["how do I sort a list in python", "pack for a hike"]).tobytes()
+    # Named, and so cached, as what computed the vectors: torch, not the backend asked for.
+    assert embedder.model_id == torch_max.model_id == str(model)
 
 
 def test_which_models_have_an_onnx_form(tmp_path):
@@ -179,3 +183,4 @@ def test_a_gpu_device_runs_torch_there_not_onnx_on_the_cpu(tmp_path):
     assert embedder._on_gpu()
     assert not SentenceTransformerEmbedder(cache_dir=None, verbose=False, device="cpu")._on_gpu()
     assert embedder._onnx_model() is None and not any(tmp_path.iterdir())  # nothing exported
+    assert embedder.model_id == "all-MiniLM-L6-v2"  # torch's vectors, under torch's name and cache keys
