@@ -77,3 +77,97 @@ class UMAPReducer:
             n_jobs=1 if self.random_state is not None else -1,
         )
         return self.model_.fit_transform(X).astype(np.float32)
+
+
+def place_by_neighbours(
+    space: np.ndarray, anchors: np.ndarray, anchor_positions: np.ndarray, k: int = 10, block: int = 100_000
+) -> np.ndarray:
+    """Place each row of ``space`` at the inverse-distance-weighted mean position of its ``k`` nearest anchors.
+
+    Parameters
+    ----------
+    space : array of shape (n, d)
+        The points to place, in the space the anchors live in.
+    anchors : array of shape (m, d)
+        Points whose positions are known (m ≥ 1).
+    anchor_positions : array of shape (m, p)
+        Their positions on the map.
+    k : int
+        Neighbours averaged; capped at ``m``.
+    block : int
+        Rows queried at a time (bounds the memory of the neighbour query).
+
+    Returns
+    -------
+    array of shape (n, p), float32
+        A point that coincides with an anchor lands on that anchor's position. Exact (KD-tree) neighbours, so the
+        result is a deterministic function of the inputs.
+    """
+    from sklearn.neighbors import KDTree
+
+    anchors = np.asarray(anchors, dtype=np.float64)
+    anchor_positions = np.asarray(anchor_positions, dtype=np.float64)
+    out = np.empty((len(space), anchor_positions.shape[1]), dtype=np.float32)
+    if len(space) == 0:
+        return out
+    k = max(1, min(k, len(anchors)))
+    tree = KDTree(anchors)
+    for start in range(0, len(space), block):
+        distances, neighbours = tree.query(np.asarray(space[start : start + block], dtype=np.float64), k=k)
+        exact = distances[:, :1] <= 1e-12
+        # A coinciding anchor takes all the weight; otherwise nearer anchors weigh more (1 / distance).
+        weights = np.where(exact, (distances <= 1e-12).astype(np.float64), 1.0 / np.maximum(distances, 1e-12))
+        weights /= weights.sum(axis=1, keepdims=True)
+        out[start : start + block] = np.einsum("nk,nkp->np", weights, anchor_positions[neighbours])
+    return out
+
+
+class SampledMap:
+    """The 2-D map drawn from the clustering space: UMAP on a seeded sample, every other point placed among its
+    nearest sample points.
+
+    The map only places each released cluster (at the mean of its members' positions), so it need not be a full
+    UMAP of every conversation: the clustering space already holds the layout, and a sample of it shows it.
+
+    Parameters
+    ----------
+    fit_limit : int or None
+        At most this many points are fitted by UMAP (a seeded sample); the rest are placed by
+        :func:`place_by_neighbours` in the input space. ``None`` fits all.
+    n_neighbors : int
+        UMAP's neighbourhood size.
+    k : int
+        Sample points whose positions place one other point.
+    random_state : int or None
+        Seed of the sample and of UMAP.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> points = np.random.default_rng(0).normal(size=(500, 5)).astype(np.float32)
+    >>> SampledMap(fit_limit=200, random_state=0).fit_transform(points).shape
+    (500, 2)
+    """
+
+    def __init__(self, fit_limit: int | None = 20_000, n_neighbors: int = 15, k: int = 10,
+                 random_state: int | None = None):
+        self.fit_limit = fit_limit
+        self.n_neighbors = n_neighbors
+        self.k = k
+        self.random_state = random_state
+
+    def fit_transform(self, X: np.ndarray) -> np.ndarray:
+        """Return the 2-D positions of the rows of ``X`` (float32), one per row, in the input order."""
+        n = len(X)
+        umap = UMAPReducer(n_components=2, n_neighbors=self.n_neighbors, metric="euclidean",
+                           random_state=self.random_state)
+        if self.fit_limit is None or n <= self.fit_limit:
+            return umap.fit_transform(X)
+        rng = np.random.default_rng(self.random_state if self.random_state is not None else 0)
+        sample = np.zeros(n, dtype=bool)
+        sample[rng.choice(n, size=max(1, self.fit_limit), replace=False)] = True
+        anchors = np.asarray(X[sample], dtype=np.float32)
+        out = np.empty((n, 2), dtype=np.float32)
+        out[sample] = umap.fit_transform(anchors)
+        out[~sample] = place_by_neighbours(X[~sample], anchors, out[sample], k=self.k)
+        return out
