@@ -94,7 +94,7 @@ def agreement(a: dict, b: dict, k: int = 5) -> dict:
         return np.argsort(d, axis=1, kind="stable")[:, :k]
 
     na, nb = nearest(pa), nearest(pb)
-    out[f"neighbours_{k}"] = round(float(np.mean([len(set(x) & set(y)) / k for x, y in zip(na, nb)])), 3)
+    out[f"neighbours_{k}"] = round(float(np.mean([len(set(x) & set(y)) / k for x, y in zip(na, nb, strict=True)])), 3)
     return out
 
 

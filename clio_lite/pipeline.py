@@ -36,7 +36,7 @@ from .facets import compute_facets, facet_keys, keep_mask, resolve
 from .io import load_conversations
 from .name import KeywordNamer, NodeToName
 from .privacy import gate, tree_breakdowns
-from .reduce import SampledMap, UMAPReducer
+from .reduce import SampledMap, UMAPReducer, transform_blocks
 from .release import SCHEMA_VERSION, ClusterNode, ClusterTree, Release
 from .schema import Conversations
 from .scrub import PatternScrubber, PresidioScrubber
@@ -839,12 +839,15 @@ def _seeded(stage: Any, seed: int | None) -> Any:
     return stage
 
 
-def fit_transform_sampled(reducer: Any, X: np.ndarray, limit: int | None, seed: int | None) -> np.ndarray:
+def fit_transform_sampled(
+    reducer: Any, X: np.ndarray, limit: int | None, seed: int | None, processes: int | str = "auto"
+) -> np.ndarray:
     """``reducer.fit_transform(X)``, but above ``limit`` rows fitted on a seeded sample and applied to the rest.
 
     UMAP's fit grows faster than linearly in time and memory; its ``transform`` places new points in a fitted
-    embedding at a fraction of the cost. A reducer with neither ``transform`` nor a fitted ``model_`` that has one
-    is fitted on everything.
+    embedding at a fraction of the cost. The rest is placed in blocks of ``limit`` rows, in worker processes on
+    idle cores too when there are several (:func:`clio_lite.reduce.transform_blocks`; the same bytes either way).
+    A reducer with neither ``transform`` nor a fitted ``model_`` that has one is fitted on everything.
     """
     n = len(X)
     if limit is None or n <= limit:
@@ -860,7 +863,7 @@ def fit_transform_sampled(reducer: Any, X: np.ndarray, limit: int | None, seed: 
     out = np.empty((n, fitted.shape[1]), dtype=fitted.dtype)
     out[sample] = fitted
     rest = np.flatnonzero(~sample)
-    for start in range(0, len(rest), limit):  # bounded memory for UMAP's transform graph
-        part = rest[start : start + limit]
-        out[part] = np.asarray(transform(np.asarray(X[part], dtype=np.float32)), dtype=fitted.dtype)
+    blocks = [rest[start : start + limit] for start in range(0, len(rest), limit)]  # bounded memory per block
+    for part, placed in zip(blocks, transform_blocks(reducer, X, blocks, processes), strict=True):
+        out[part] = placed.astype(fitted.dtype, copy=False)
     return out

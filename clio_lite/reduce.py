@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -171,3 +173,62 @@ class SampledMap:
         out[sample] = umap.fit_transform(anchors)
         out[~sample] = place_by_neighbours(X[~sample], anchors, out[sample], k=self.k)
         return out
+
+
+class _BlockTransformer:
+    """Places one block of rows with a fitted reducer's ``transform`` (its own, or its fitted ``model_``'s)."""
+
+    stage = "reduce"
+
+    def __init__(self, reducer: Any):
+        self.reducer = reducer
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        transform = getattr(self.reducer, "transform", None) or self.reducer.model_.transform
+        return np.asarray(transform(np.asarray(block, dtype=np.float32)))
+
+
+class _Blocks(Sequence):
+    """The rows of ``X`` at each index block, read only when a block is due (bounded memory)."""
+
+    def __init__(self, X: np.ndarray, blocks: list[np.ndarray]):
+        self.X, self.blocks = X, blocks
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return np.asarray(self.X[self.blocks[index]], dtype=np.float32)
+
+
+def transform_blocks(reducer: Any, X: np.ndarray, blocks: list[np.ndarray], processes: int | str = "auto"):
+    """Yield ``reducer``'s transform of ``X[block]`` for each block, in order, in worker processes too when it pays.
+
+    UMAP's ``transform`` is seeded per call (``transform_seed``) and runs single-threaded with a seed, so blocks
+    placed side by side in processes give the bytes they give one after the other (``tests/test_reduce.py`` checks
+    this). The fitted reducer is pickled once per worker process (for UMAP fitted on 50,000 384-d points, about
+    the size of that sample and its neighbour index); ``processes="auto"`` uses the idle cores (as the scrub stage
+    does) when there are at least two blocks; ``1`` keeps everything in this process.
+    """
+    from .executor import _idle_cpus, _map_with_helpers, _usable_cpus
+
+    worker = _BlockTransformer(reducer)
+    chunks = _Blocks(X, blocks)
+    if processes == "auto":
+        processes = min(_usable_cpus(), 1 + _idle_cpus()) if len(blocks) >= 2 else 1
+    processes = max(1, min(int(processes), len(blocks)))
+    payload = None
+    if processes > 1:
+        import cloudpickle
+
+        try:
+            payload = cloudpickle.dumps(worker)
+        except Exception as error:  # noqa: BLE001 - any pickling failure means: run here
+            logger.info("placing the blocks in this process only: the reducer cannot be pickled (%s)", error)
+    if payload is None:
+        for index in range(len(chunks)):
+            yield worker(chunks[index])
+        return
+    logger.debug("transform: %d blocks over %d processes (%.0f MB of fitted reducer each)",
+                 len(blocks), processes, len(payload) / 1e6)
+    yield from _map_with_helpers(worker, payload, chunks, processes - 1)
