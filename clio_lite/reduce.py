@@ -231,4 +231,4 @@ def transform_blocks(reducer: Any, X: np.ndarray, blocks: list[np.ndarray], proc
         return
     logger.debug("transform: %d blocks over %d processes (%.0f MB of fitted reducer each)",
                  len(blocks), processes, len(payload) / 1e6)
-    yield from _map_with_helpers(worker, payload, chunks, processes - 1)
+    yield from _map_with_helpers(worker, payload, chunks, processes - 1, queued_per_helper=1)

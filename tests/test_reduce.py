@@ -107,7 +107,7 @@ def test_blocks_transformed_in_worker_processes_give_the_bytes_of_one_process(ca
     X, _ = make_blobs(1000, n_features=20, centers=5, random_state=2)
     X = X.astype(np.float32)
     one = fit_transform_sampled(UMAPReducer(n_components=5, random_state=0), X, 300, 0, processes=1)
-    # 3 blocks: a helper process places the first two (a fresh copy of the fitted model), this process the third
+    # 3 blocks: a helper process places blocks 0 and 2 (on a fresh copy of the fitted model), this process block 1
     with caplog.at_level(logging.WARNING):
         two = fit_transform_sampled(UMAPReducer(n_components=5, random_state=0), X, 300, 0, processes=2)
     assert not [r for r in caplog.records if "worker process failed" in r.getMessage()]
