@@ -150,6 +150,9 @@ def transform(n: int, fit_limit: int, processes: int) -> dict:
         logger.info("%s: %.1f s wall", label, clock.wall)
     first, second = outputs.values()
     result["same_bytes"] = first.tobytes() == second.tobytes()
+    import cloudpickle
+
+    result["fitted_reducer_pickle_mb"] = round(len(cloudpickle.dumps(reducer)) / 1e6, 1)
     return result
 
 
