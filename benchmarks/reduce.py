@@ -14,9 +14,9 @@ differs); per pair of maps it reports, over the released nodes' centres (``x``, 
 and the seconds of each map alone (its reducer on the same input, timed in this process after the fits).
 
 ``--transform N``: N points (the static embedder's vectors of N generated conversations, repeated texts
-included), the 5-D UMAP fitted on ``--fit-limit`` of them and the rest placed block by block, in this process
-only and in worker processes too (``fit_transform_sampled(..., processes=...)``): seconds and whether the bytes
-are the same.
+included), the 5-D UMAP fitted on a seeded ``--fit-limit`` of them (as ``fit_transform_sampled`` does) and the rest
+placed in blocks of that size, in this process only and in worker processes too (``transform_blocks``): seconds
+(this process's CPU seconds leave out the workers'), whether the bytes are the same, the pickled reducer's size.
 
     nice -n 5 python benchmarks/reduce.py --maps 10000 > reduce.json
     nice -n 5 python benchmarks/reduce.py --transform 200000 --fit-limit 50000 > transform.json
@@ -48,7 +48,7 @@ from scipy.stats import spearmanr  # noqa: E402
 from clio_lite import Clio, load_conversations  # noqa: E402
 from clio_lite.embed import StaticEmbedder, distill_static_model  # noqa: E402
 from clio_lite.pipeline import fit_transform_sampled  # noqa: E402
-from clio_lite.reduce import SampledMap, UMAPReducer  # noqa: E402
+from clio_lite.reduce import SampledMap, UMAPReducer, transform_blocks  # noqa: E402
 from fixtures.generate import generate_conversations  # noqa: E402
 
 logger = logging.getLogger("reduce")
@@ -140,13 +140,21 @@ def transform(n: int, fit_limit: int, processes: int) -> dict:
     texts = [conversation.user_text() for conversation in load_conversations(records)]
     distill_static_model(models_dir=MODELS)
     vectors = StaticEmbedder(models_dir=MODELS).embed(texts)
+    # The split fit_transform_sampled makes: a seeded sample fitted, the rest in blocks of fit_limit.
+    sample = np.zeros(n, dtype=bool)
+    sample[np.random.default_rng(0).choice(n, size=fit_limit, replace=False)] = True
+    rest = np.flatnonzero(~sample)
+    blocks = [rest[start : start + fit_limit] for start in range(0, len(rest), fit_limit)]
     reducer = UMAPReducer(n_components=5, random_state=0)
-    result: dict = {"n": n, "fit_limit": fit_limit, "blocks": -(-(n - fit_limit) // fit_limit)}
+    result: dict = {"n": n, "fit_limit": fit_limit, "blocks": len(blocks)}
+    with Clock() as clock:
+        reducer.fit_transform(vectors[sample])
+    result["seconds_fit"] = clock.read()
     outputs = {}
     for label, count in (("one_process", 1), (f"{processes}_processes", processes)):
         with Clock() as clock:
-            outputs[label] = fit_transform_sampled(reducer, vectors, fit_limit, 0, processes=count)
-        result[f"seconds_{label}"] = clock.read()
+            outputs[label] = np.concatenate(list(transform_blocks(reducer, vectors, blocks, processes=count)))
+        result[f"seconds_transform_{label}"] = clock.read()
         logger.info("%s: %.1f s wall", label, clock.wall)
     first, second = outputs.values()
     result["same_bytes"] = first.tobytes() == second.tobytes()
