@@ -5,7 +5,8 @@ worker processes. Prints JSON.
 times over one cache (so scrub, embed and the 5-D clustering space are computed once and shared): with the map of
 earlier versions (``map_reducer=UMAPReducer(n_components=2)``: UMAP of the 384-d embeddings), with the default
 map (:class:`clio_lite.reduce.SampledMap` of the 5-D space, ``map_fit_limit``), and with the earlier map at another
-seed (how much UMAP's own layout moves with its seed: the yardstick). The released trees are the same (only the map
+seed (how much UMAP's own layout moves with its seed: the yardstick), and with the default map at smaller
+``--map-limits`` (so that the sample is a sample at this N). The released trees are the same (only the map
 differs); per pair of maps it reports, over the released nodes' centres (``x``, ``y``):
 
 - ``spearman``: Spearman correlation of the pairwise distances between node centres (all nodes, and leaves only);
@@ -98,7 +99,7 @@ def agreement(a: dict, b: dict, k: int = 5) -> dict:
     return out
 
 
-def maps(n: int, mode: str) -> dict:
+def maps(n: int, mode: str, map_limits: list[int]) -> dict:
     records = generate_conversations(n, seed=0)
     CACHE.mkdir(parents=True, exist_ok=True)
     if mode == "fast" and not (CACHE / "models").exists():
@@ -110,6 +111,7 @@ def maps(n: int, mode: str) -> dict:
         ("sampled_map", {}),
         ("umap_384d", {"map_reducer": UMAPReducer(n_components=2)}),
         ("umap_384d_other_seed", {"map_reducer": UMAPReducer(n_components=2, random_state=1234)}),
+        *((f"sampled_map_{limit}", {"map_fit_limit": limit}) for limit in map_limits if limit < n),
     ):
         with Clock() as clock:
             fits[name] = Clio(**params, **extra).fit(records)
@@ -119,6 +121,9 @@ def maps(n: int, mode: str) -> dict:
     placed = {name: centres(clio) for name, clio in fits.items()}
     result["sampled_map_vs_umap_384d"] = agreement(placed["umap_384d"], placed["sampled_map"])
     result["umap_384d_other_seed_vs_umap_384d"] = agreement(placed["umap_384d"], placed["umap_384d_other_seed"])
+    for limit in map_limits:
+        if limit < n:
+            result[f"sampled_map_{limit}_vs_umap_384d"] = agreement(placed["umap_384d"], placed[f"sampled_map_{limit}"])
     # Each map alone, on the same input as in the fit (the 5-D space read back through the pipeline's own path).
     embeddings = np.asarray(fits["sampled_map"].embeddings_, dtype=np.float32)
     with Clock() as clock:
@@ -127,7 +132,7 @@ def maps(n: int, mode: str) -> dict:
     with Clock() as clock:
         fit_transform_sampled(UMAPReducer(n_components=2, random_state=1), embeddings, 50_000, 1)
     result["seconds_map_umap_384d"] = clock.read()
-    for limit in (5_000, 10_000, 20_000):
+    for limit in sorted({*map_limits, 20_000}):
         if limit < n or limit == 20_000:
             with Clock() as clock:
                 SampledMap(fit_limit=limit, random_state=1).fit_transform(reduced)
@@ -167,6 +172,8 @@ def transform(n: int, fit_limit: int, processes: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--maps", type=int, default=0, metavar="N", help="compare the maps on N conversations")
+    parser.add_argument("--map-limits", type=int, nargs="*", default=[2000, 5000],
+                        help="also compare SampledMap with these map_fit_limit values (those below N)")
     parser.add_argument("--mode", default="default", choices=("default", "fast"), help="Clio mode for --maps")
     parser.add_argument("--transform", type=int, default=0, metavar="N", help="time the 5-D transform on N points")
     parser.add_argument("--fit-limit", type=int, default=50_000, help="UMAP's fit sample for --transform")
@@ -179,7 +186,7 @@ def main() -> None:
     UMAP(n_components=2, random_state=0).fit_transform(np.random.default_rng(0).normal(size=(300, 8)))
     result: dict = {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}
     if args.maps:
-        result["maps"] = maps(args.maps, args.mode)
+        result["maps"] = maps(args.maps, args.mode, args.map_limits)
     if args.transform:
         result["transform"] = transform(args.transform, args.fit_limit, args.processes)
     result["load_average_at_end"] = os.getloadavg()
