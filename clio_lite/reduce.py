@@ -201,6 +201,11 @@ class _Blocks(Sequence):
         return np.asarray(self.X[self.blocks[index]], dtype=np.float32)
 
 
+#: ``processes="auto"`` places blocks in worker processes only when each holds at least this many rows (below it, a
+#: process's start and the reducer's pickling cost more than the block).
+MIN_ROWS_PER_PROCESS_BLOCK = 10_000
+
+
 def transform_blocks(reducer: Any, X: np.ndarray, blocks: list[np.ndarray], processes: int | str = "auto"):
     """Yield ``reducer``'s transform of ``X[block]`` for each block, in order, in worker processes too when it pays.
 
@@ -208,14 +213,16 @@ def transform_blocks(reducer: Any, X: np.ndarray, blocks: list[np.ndarray], proc
     placed side by side in processes give the bytes they give one after the other (``tests/test_reduce.py`` checks
     this). The fitted reducer is pickled once per worker process (for UMAP fitted on 50,000 384-d points, about
     the size of that sample and its neighbour index); ``processes="auto"`` uses the idle cores (as the scrub stage
-    does) when there are at least two blocks; ``1`` keeps everything in this process.
+    does) when there are at least two blocks of :data:`MIN_ROWS_PER_PROCESS_BLOCK` rows; ``1`` keeps everything in
+    this process.
     """
     from .executor import _idle_cpus, _map_with_helpers, _usable_cpus
 
     worker = _BlockTransformer(reducer)
     chunks = _Blocks(X, blocks)
     if processes == "auto":
-        processes = min(_usable_cpus(), 1 + _idle_cpus()) if len(blocks) >= 2 else 1
+        large = len(blocks) >= 2 and len(blocks[0]) >= MIN_ROWS_PER_PROCESS_BLOCK
+        processes = min(_usable_cpus(), 1 + _idle_cpus()) if large else 1
     processes = max(1, min(int(processes), len(blocks)))
     payload = None
     if processes > 1:
