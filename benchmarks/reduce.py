@@ -12,6 +12,9 @@ differs); per pair of maps it reports, over the released nodes' centres (``x``, 
 - ``spearman``: Spearman correlation of the pairwise distances between node centres (all nodes, and leaves only);
 - ``neighbours``: mean share of each leaf's 5 nearest leaves (by centre) that are the same on both maps.
 
+and, per map, the same two figures against the embedding space itself (``vs_embedding_space``: each node's
+centroid of its members' embeddings, unit-normalised), which is what a map should show.
+
 and the seconds of each map alone (its reducer on the same input, timed in this process after the fits).
 
 ``--transform N``: N points (the static embedder's vectors of N generated conversations, repeated texts
@@ -99,6 +102,39 @@ def agreement(a: dict, b: dict, k: int = 5) -> dict:
     return out
 
 
+def embedding_centres(clio: Clio) -> dict[str, tuple]:
+    """Each released node's centroid in the embedding space (unit-normalised mean of its members' embeddings)."""
+    labels = np.asarray(clio.labels_, dtype=str)
+    embeddings = np.asarray(clio.embeddings_, dtype=np.float64)
+    out = {}
+    for node_id, (_, _, leaf) in centres(clio).items():
+        members = (labels == node_id) | np.char.startswith(labels, node_id + ".")
+        centre = embeddings[members].mean(axis=0)
+        out[node_id] = (*(centre / np.linalg.norm(centre)), leaf)
+    return out
+
+
+def faithfulness(truth: dict, placed: dict, k: int = 5) -> dict:
+    """How well a map's node centres keep the nodes' distances and neighbours in the embedding space."""
+    ids = sorted(truth)
+    out: dict = {}
+    for name, chosen in (("all", ids), ("leaves", [i for i in ids if truth[i][-1]])):
+        true = pdist(np.array([truth[i][:-1] for i in chosen]))
+        shown = pdist(np.array([placed[i][:2] for i in chosen]))
+        out[f"spearman_{name}"] = round(float(spearmanr(true, shown).statistic), 3)
+    leaves = [i for i in ids if truth[i][-1]]
+
+    def nearest(points: np.ndarray) -> np.ndarray:
+        d = np.linalg.norm(points[:, None] - points[None], axis=2)
+        np.fill_diagonal(d, np.inf)
+        return np.argsort(d, axis=1, kind="stable")[:, :k]
+
+    nt = nearest(np.array([truth[i][:-1] for i in leaves]))
+    ns = nearest(np.array([placed[i][:2] for i in leaves]))
+    out[f"neighbours_{k}"] = round(float(np.mean([len(set(x) & set(y)) / k for x, y in zip(nt, ns, strict=True)])), 3)
+    return out
+
+
 def maps(n: int, mode: str, map_limits: list[int]) -> dict:
     records = generate_conversations(n, seed=0)
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -124,6 +160,8 @@ def maps(n: int, mode: str, map_limits: list[int]) -> dict:
     for limit in map_limits:
         if limit < n:
             result[f"sampled_map_{limit}_vs_umap_384d"] = agreement(placed["umap_384d"], placed[f"sampled_map_{limit}"])
+    truth = embedding_centres(fits["sampled_map"])
+    result["vs_embedding_space"] = {name: faithfulness(truth, centres_) for name, centres_ in placed.items()}
     # Each map alone, on the same input as in the fit (the 5-D space read back through the pipeline's own path).
     embeddings = np.asarray(fits["sampled_map"].embeddings_, dtype=np.float32)
     with Clock() as clock:
