@@ -3,8 +3,9 @@ worker processes. Prints JSON.
 
 ``--maps N``: ``Clio(random_state=0)`` fitted on N generated conversations (``fixtures.generate``, seed 0) three
 times over one cache (so scrub, embed and the 5-D clustering space are computed once and shared): with the map of
-earlier versions (``map_reducer=UMAPReducer(n_components=2)``: UMAP of the 384-d embeddings), with the default
-map (:class:`clio_lite.reduce.SampledMap` of the 5-D space, ``map_fit_limit``), and with the earlier map at another
+earlier versions (``map_reducer=UMAPReducer(n_components=2)``: UMAP of all 384-d embeddings), with the default
+map (:class:`clio_lite.reduce.SampledMap`: UMAP of a sample of ``map_fit_limit`` embeddings, the rest placed by
+their neighbours in the 5-D space; at N ≤ 20,000 the same as the earlier map), and with the earlier map at another
 seed (how much UMAP's own layout moves with its seed: the yardstick), and with the default map at smaller
 ``--map-limits`` (so that the sample is a sample at this N). The released trees are the same (only the map
 differs); per pair of maps it reports, over the released nodes' centres (``x``, ``y``):
@@ -173,7 +174,7 @@ def maps(n: int, mode: str, map_limits: list[int]) -> dict:
     for limit in sorted({*map_limits, 20_000}):
         if limit < n or limit == 20_000:
             with Clock() as clock:
-                SampledMap(fit_limit=limit, random_state=1).fit_transform(reduced)
+                SampledMap(fit_limit=limit, random_state=1).fit_transform(embeddings, space=reduced)
             result[f"seconds_sampled_map_{limit}"] = clock.read()
     return result
 

@@ -107,8 +107,8 @@ class Clio(BaseEstimator):
         pattern-first scrubbing. Stages passed explicitly (``scrubber=``, ``embedder=``) are used as given. The
         audit keeps its full Presidio scan. Its measured speed and quality cost: docs/scaling.md, "Fast mode".
     map_fit_limit : int or None
-        The default map (no ``map_reducer``) is drawn from the 5-D clustering space: UMAP to 2-D on a seeded sample
-        of at most this many points, each other point placed among its nearest sample points
+        The default map (no ``map_reducer``): UMAP to 2-D of a seeded sample of at most this many embeddings, each
+        other point placed among its nearest sample points in the 5-D clustering space
         (:class:`clio_lite.reduce.SampledMap`); ``None`` fits UMAP on all. A ``map_reducer`` of one's own is
         applied to the embeddings as before (with ``umap_fit_limit``).
     random_state : int, numpy Generator/RandomState or None
@@ -536,8 +536,9 @@ class Clio(BaseEstimator):
     def _reduce(self, embeddings: np.ndarray, seeds: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
         """The clustering space and the map, each checkpointed under (its input, its reducer's config, fit limit).
 
-        The default map is drawn from the clustering space (:class:`SampledMap`), so its checkpoint is keyed by
-        the reduced points; a ``map_reducer`` of one's own reduces the embeddings, keyed like the clustering space.
+        The default map (:class:`SampledMap`: UMAP of a sample of the embeddings, the rest placed by their neighbours
+        in the clustering space) is keyed by the embeddings and the reduced points; a ``map_reducer`` of one's own
+        reduces the embeddings, keyed like the clustering space.
         """
         root = self._cache_root()
         store = ArrayCheckpoints(root / "checkpoints") if root is not None else None
@@ -548,8 +549,14 @@ class Clio(BaseEstimator):
             progress.update()
             if self.map_reducer is None:
                 map_reducer = SampledMap(fit_limit=self.map_fit_limit, random_state=seeds[1])
-                map_hash = hash_array(reduced) if store is not None else ""
-                positions = self._reduce_one("positions", map_reducer, reduced, map_hash, store, None, seeds[1])
+                key = store.key(input_hash, hash_array(reduced), fingerprint(map_reducer)) if store else ""
+                positions = store.load("reduce", key, "positions") if store is not None else None
+                self.work_["reduce"]["positions"] = "checkpoint" if positions is not None else "computed"
+                if positions is None:
+                    positions = map_reducer.fit_transform(embeddings, space=reduced)
+                    if store is not None:
+                        store.save("reduce", key, "positions", positions)
+                positions = np.asarray(positions)
             else:
                 map_reducer = _seeded(self.map_reducer, seeds[1])
                 positions = self._reduce_one(

@@ -125,17 +125,18 @@ def place_by_neighbours(
 
 
 class SampledMap:
-    """The 2-D map drawn from the clustering space: UMAP on a seeded sample, every other point placed among its
-    nearest sample points.
+    """The 2-D map: UMAP of a seeded sample of the embeddings, every other point placed among its nearest sample
+    points in the clustering space.
 
     The map only places each released cluster (at the mean of its members' positions), so it need not be a full
-    UMAP of every conversation: the clustering space already holds the layout, and a sample of it shows it.
+    UMAP of every conversation: a sample shows the layout, and the clustering space (UMAP keeps local structure)
+    says which sample points each other point sits among.
 
     Parameters
     ----------
     fit_limit : int or None
         At most this many points are fitted by UMAP (a seeded sample); the rest are placed by
-        :func:`place_by_neighbours` in the input space. ``None`` fits all.
+        :func:`place_by_neighbours` in ``space``. ``None`` fits all.
     n_neighbors : int
         UMAP's neighbourhood size.
     k : int
@@ -146,7 +147,7 @@ class SampledMap:
     Examples
     --------
     >>> import numpy as np
-    >>> points = np.random.default_rng(0).normal(size=(500, 5)).astype(np.float32)
+    >>> points = np.random.default_rng(0).normal(size=(500, 8)).astype(np.float32)
     >>> SampledMap(fit_limit=200, random_state=0).fit_transform(points).shape
     (500, 2)
     """
@@ -158,20 +159,24 @@ class SampledMap:
         self.k = k
         self.random_state = random_state
 
-    def fit_transform(self, X: np.ndarray) -> np.ndarray:
-        """Return the 2-D positions of the rows of ``X`` (float32), one per row, in the input order."""
+    def fit_transform(self, X: np.ndarray, space: np.ndarray | None = None) -> np.ndarray:
+        """Return the 2-D positions of the rows of ``X`` (float32), one per row, in the input order.
+
+        ``X`` is what UMAP maps (the embeddings, cosine); ``space`` (same rows; ``X`` if omitted) is where the
+        points outside the sample find their nearest sample points: the low-dimensional clustering space, where an
+        exact neighbour query is cheap.
+        """
         n = len(X)
-        umap = UMAPReducer(n_components=2, n_neighbors=self.n_neighbors, metric="euclidean",
-                           random_state=self.random_state)
+        umap = UMAPReducer(n_components=2, n_neighbors=self.n_neighbors, random_state=self.random_state)
         if self.fit_limit is None or n <= self.fit_limit:
             return umap.fit_transform(X)
+        space = X if space is None else space
         rng = np.random.default_rng(self.random_state if self.random_state is not None else 0)
         sample = np.zeros(n, dtype=bool)
         sample[rng.choice(n, size=max(1, self.fit_limit), replace=False)] = True
-        anchors = np.asarray(X[sample], dtype=np.float32)
         out = np.empty((n, 2), dtype=np.float32)
-        out[sample] = umap.fit_transform(anchors)
-        out[~sample] = place_by_neighbours(X[~sample], anchors, out[sample], k=self.k)
+        out[sample] = umap.fit_transform(np.asarray(X[sample], dtype=np.float32))
+        out[~sample] = place_by_neighbours(space[~sample], space[sample], out[sample], k=self.k)
         return out
 
 

@@ -39,44 +39,55 @@ def test_too_few_points_for_a_neighbourhood_graph_do_not_crash():
     assert UMAPReducer(n_components=2).fit_transform(np.zeros((0, 4))).shape == (0, 2)
 
 
-# -- the cheap map: UMAP on a sample of the clustering space, the rest placed by nearest sample points -------------
+# -- the cheap map: UMAP of a sample, the rest placed by their nearest sample points in the clustering space -------
 
 
-def _clustering_space(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    X, y = make_blobs(n, n_features=5, centers=4, cluster_std=0.6, random_state=seed)
-    return X.astype(np.float32), y
+def _embeddings_and_space(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Blobs in 20-D (the "embeddings"), their first 5 coordinates as the "clustering space", and the blob labels."""
+    X, y = make_blobs(n, n_features=20, centers=4, cluster_std=0.6, random_state=seed)
+    return X.astype(np.float32), X[:, :5].astype(np.float32), y
 
 
 def test_sampled_map_is_deterministic_and_places_every_point():
-    X, _ = _clustering_space(1200)
-    a = SampledMap(fit_limit=400, random_state=3).fit_transform(X)
-    b = SampledMap(fit_limit=400, random_state=3).fit_transform(X)
+    X, space, _ = _embeddings_and_space(1200)
+    a = SampledMap(fit_limit=400, random_state=3).fit_transform(X, space=space)
+    b = SampledMap(fit_limit=400, random_state=3).fit_transform(X, space=space)
     assert a.shape == (1200, 2) and a.dtype == np.float32 and np.isfinite(a).all()
     assert a.tobytes() == b.tobytes()
-    assert a.tobytes() != SampledMap(fit_limit=400, random_state=4).fit_transform(X).tobytes()
+    assert a.tobytes() != SampledMap(fit_limit=400, random_state=4).fit_transform(X, space=space).tobytes()
 
 
 def test_sampled_map_keeps_groups_apart_and_puts_placed_points_with_their_group():
-    X, y = _clustering_space(1200, seed=1)
-    Z = SampledMap(fit_limit=300, random_state=0).fit_transform(X)
+    X, space, y = _embeddings_and_space(1200, seed=1)
+    Z = SampledMap(fit_limit=300, random_state=0).fit_transform(X, space=space)
     centres = np.array([Z[y == k].mean(axis=0) for k in range(4)])
     # every point, sampled or placed, is nearest to its own group's centre
     nearest = np.argmin(np.linalg.norm(Z[:, None] - centres[None], axis=2), axis=1)
     assert (nearest == y).mean() > 0.99
 
 
-def test_sampled_map_below_its_limit_is_umap_of_the_clustering_space():
-    X, _ = _clustering_space(300)
-    Z = SampledMap(fit_limit=1000, random_state=0).fit_transform(X)
-    expected = UMAPReducer(n_components=2, metric="euclidean", random_state=0).fit_transform(X)
-    assert Z.tobytes() == expected.tobytes()
+def test_points_outside_the_sample_are_placed_by_their_neighbours_in_the_space_given():
+    X, space, _ = _embeddings_and_space(600)
+    rng = np.random.default_rng(0)
+    sample = np.zeros(600, dtype=bool)
+    sample[rng.choice(600, size=200, replace=False)] = True
+    Z = SampledMap(fit_limit=200, k=4, random_state=0).fit_transform(X, space=space)
+    expected = place_by_neighbours(space[~sample], space[sample], Z[sample], k=4)
+    assert Z[~sample].tobytes() == expected.tobytes()
+    assert Z.tobytes() != SampledMap(fit_limit=200, k=4, random_state=0).fit_transform(X).tobytes()
+
+
+def test_sampled_map_below_its_limit_is_umap_of_all_the_embeddings():
+    X, space, _ = _embeddings_and_space(300)
+    Z = SampledMap(fit_limit=1000, random_state=0).fit_transform(X, space=space)
+    assert Z.tobytes() == UMAPReducer(n_components=2, random_state=0).fit_transform(X).tobytes()
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 8])
 def test_sampled_map_handles_fewer_points_than_the_sample_or_the_neighbours(n):
-    X, _ = _clustering_space(50)
+    X, space, _ = _embeddings_and_space(50)
     for limit in (2, 5, 100):
-        Z = SampledMap(fit_limit=limit, k=10, random_state=0).fit_transform(X[:n])
+        Z = SampledMap(fit_limit=limit, k=10, random_state=0).fit_transform(X[:n], space=space[:n])
         assert Z.shape == (n, 2) and np.isfinite(Z).all()
 
 
