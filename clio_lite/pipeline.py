@@ -84,8 +84,8 @@ class Clio(BaseEstimator):
         multi-label facet passes when any of its labels is allowed) or a callable taking one conversation's
         ``{facet name: value}``. The others are counted as ``filtered_out`` in the manifest.
     scrubber, embedder, reducer, map_reducer, clusterer, namer : objects or None
-        The stages; ``None`` picks the defaults (Presidio, all-MiniLM-L6-v2, UMAP to 5-D, UMAP to 2-D, HDBSCAN,
-        the keyword namer). Any object with the same method works (see each module's protocol).
+        The stages; ``None`` picks the defaults (Presidio, all-MiniLM-L6-v2, UMAP to 5-D, a sampled 2-D UMAP map,
+        HDBSCAN, the keyword namer). Any object with the same method works (see each module's protocol).
     cache_dir : str, Path, False or None
         Where stage results are kept between runs (scrubbed texts, embeddings, UMAP outputs), so that a rerun or
         a run restarted after a kill recomputes nothing already done; ``None`` means ``~/.cache/clio_lite``,
