@@ -254,7 +254,8 @@ def _run_in_process_worker(texts: list[str]) -> bytes:
 
 
 def _map_with_helpers(
-    worker: Callable[[list[str]], bytes], payload: bytes, chunks: Sequence[list[str]], helpers: int
+    worker: Callable[[list[str]], bytes], payload: bytes, chunks: Sequence[list[str]], helpers: int,
+    queued_per_helper: int = 2,
 ) -> Iterator[bytes]:
     """Each chunk's result in order, computed by ``helpers`` worker processes and by this process.
 
@@ -264,7 +265,7 @@ def _map_with_helpers(
     done_here: dict[int, bytes] = {}
     handed_on = 0
     try:
-        for result in _pooled(worker, payload, chunks, helpers, done_here):
+        for result in _pooled(worker, payload, chunks, helpers, done_here, queued_per_helper):
             yield result
             handed_on += 1
     except (BrokenExecutor, OSError) as error:
@@ -280,8 +281,10 @@ def _pooled(
     chunks: Sequence[list[str]],
     helpers: int,
     done_here: dict[int, bytes],
+    queued_per_helper: int = 2,
 ) -> Iterator[bytes]:
-    """Up to two chunks per helper are queued; while the next chunk due is still running in a helper, this process
+    """Up to ``queued_per_helper`` chunks per helper are queued (one, for a few long chunks, so this process is not
+    left waiting on a queue it could have shared); while the next chunk due is still running in a helper, this process
     computes the first chunk nobody has taken (into ``done_here``). So every process stays busy and a slow one holds
     nobody up for long."""
     from joblib.externals.loky import ProcessPoolExecutor
@@ -293,7 +296,7 @@ def _pooled(
         taken = 0
         for due in range(len(chunks)):
             while True:
-                while taken < len(chunks) and len(queued) < 2 * helpers:
+                while taken < len(chunks) and len(queued) < queued_per_helper * helpers:
                     queued[taken] = pool.submit(_run_in_process_worker, chunks[taken])
                     taken += 1
                 if due in done_here:

@@ -36,7 +36,7 @@ from .facets import compute_facets, facet_keys, keep_mask, resolve
 from .io import load_conversations
 from .name import KeywordNamer, NodeToName
 from .privacy import gate, tree_breakdowns
-from .reduce import UMAPReducer
+from .reduce import SampledMap, UMAPReducer, transform_blocks
 from .release import SCHEMA_VERSION, ClusterNode, ClusterTree, Release
 from .schema import Conversations
 from .scrub import PatternScrubber, PresidioScrubber
@@ -84,8 +84,8 @@ class Clio(BaseEstimator):
         multi-label facet passes when any of its labels is allowed) or a callable taking one conversation's
         ``{facet name: value}``. The others are counted as ``filtered_out`` in the manifest.
     scrubber, embedder, reducer, map_reducer, clusterer, namer : objects or None
-        The stages; ``None`` picks the defaults (Presidio, all-MiniLM-L6-v2, UMAP to 5-D, UMAP to 2-D, HDBSCAN,
-        the keyword namer). Any object with the same method works (see each module's protocol).
+        The stages; ``None`` picks the defaults (Presidio, all-MiniLM-L6-v2, UMAP to 5-D, a sampled 2-D UMAP map,
+        HDBSCAN, the keyword namer). Any object with the same method works (see each module's protocol).
     cache_dir : str, Path, False or None
         Where stage results are kept between runs (scrubbed texts, embeddings, UMAP outputs), so that a rerun or
         a run restarted after a kill recomputes nothing already done; ``None`` means ``~/.cache/clio_lite``,
@@ -100,11 +100,17 @@ class Clio(BaseEstimator):
     umap_fit_limit : int or None
         Above this many conversations, each UMAP is fitted on a seeded sample of this size and the rest is placed
         with ``transform`` (a reducer without ``transform`` is fitted on everything); ``None`` always fits on all.
+        Above two such blocks, they are placed in worker processes on idle cores as well as in this one (same bytes).
     mode : {"default", "fast"}
         ``"fast"`` trades nuance for speed where the defaults are picked: a static embedding model distilled
         offline from all-MiniLM-L6-v2 (:class:`clio_lite.embed.StaticEmbedder`, needs the ``fast`` extra) and
         pattern-first scrubbing. Stages passed explicitly (``scrubber=``, ``embedder=``) are used as given. The
         audit keeps its full Presidio scan. Its measured speed and quality cost: docs/scaling.md, "Fast mode".
+    map_fit_limit : int or None
+        The default map (no ``map_reducer``): UMAP to 2-D of a seeded sample of at most this many embeddings, each
+        other point placed among its nearest sample points in the 5-D clustering space
+        (:class:`clio_lite.reduce.SampledMap`); ``None`` fits UMAP on all. A ``map_reducer`` of one's own is
+        applied to the embeddings as before (with ``umap_fit_limit``).
     random_state : int, numpy Generator/RandomState or None
         Seeds every stochastic stage; an int makes the release byte-for-byte reproducible.
     verbose : bool
@@ -176,6 +182,7 @@ class Clio(BaseEstimator):
         executor: Any = None,
         umap_fit_limit: int | None = 50_000,
         mode: str = "default",
+        map_fit_limit: int | None = 20_000,
     ):
         self.min_users = min_users
         self.min_conversations = min_conversations
@@ -202,6 +209,7 @@ class Clio(BaseEstimator):
         self.executor = executor
         self.umap_fit_limit = umap_fit_limit
         self.mode = mode
+        self.map_fit_limit = map_fit_limit
 
     # -- the flow ---------------------------------------------------------------------------------------------
 
@@ -526,25 +534,48 @@ class Clio(BaseEstimator):
         return out if writer is None else writer.commit()
 
     def _reduce(self, embeddings: np.ndarray, seeds: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
-        """The clustering space and the map, each checkpointed under (embeddings, reducer config, fit limit)."""
+        """The clustering space and the map, each checkpointed under (its input, its reducer's config, fit limit).
+
+        The default map (:class:`SampledMap`: UMAP of a sample of the embeddings, the rest placed by their neighbours
+        in the clustering space) is keyed by the embeddings and the reduced points; a ``map_reducer`` of one's own
+        reduces the embeddings, keyed like the clustering space.
+        """
         root = self._cache_root()
         store = ArrayCheckpoints(root / "checkpoints") if root is not None else None
         input_hash = hash_array(embeddings) if store is not None else ""
-        stages = (
-            ("reduced", _seeded(_or_default(self.reducer, UMAPReducer, n_components=5), seeds[0]), seeds[0]),
-            ("positions", _seeded(_or_default(self.map_reducer, UMAPReducer, n_components=2), seeds[1]), seeds[1]),
-        )
-        outputs = []
-        for name, reducer, seed in tqdm(stages, desc="Reducing (UMAP)", disable=not self.verbose):
-            key = store.key(input_hash, fingerprint(reducer, fit_limit=self.umap_fit_limit)) if store else ""
-            output = store.load("reduce", key, name) if store is not None else None
-            self.work_["reduce"][name] = "checkpoint" if output is not None else "computed"
-            if output is None:
-                output = fit_transform_sampled(reducer, embeddings, self.umap_fit_limit, seed)
-                if store is not None:
-                    store.save("reduce", key, name, output)
-            outputs.append(np.asarray(output))
-        return outputs[0], outputs[1]
+        reducer = _seeded(_or_default(self.reducer, UMAPReducer, n_components=5), seeds[0])
+        with tqdm(total=2, desc="Reducing (UMAP)", disable=not self.verbose) as progress:
+            reduced = self._reduce_one("reduced", reducer, embeddings, input_hash, store, self.umap_fit_limit, seeds[0])
+            progress.update()
+            if self.map_reducer is None:
+                map_reducer = SampledMap(fit_limit=self.map_fit_limit, random_state=seeds[1])
+                key = store.key(input_hash, hash_array(reduced), fingerprint(map_reducer)) if store else ""
+                positions = store.load("reduce", key, "positions") if store is not None else None
+                self.work_["reduce"]["positions"] = "checkpoint" if positions is not None else "computed"
+                if positions is None:
+                    positions = map_reducer.fit_transform(embeddings, space=reduced)
+                    if store is not None:
+                        store.save("reduce", key, "positions", positions)
+                positions = np.asarray(positions)
+            else:
+                map_reducer = _seeded(self.map_reducer, seeds[1])
+                positions = self._reduce_one(
+                    "positions", map_reducer, embeddings, input_hash, store, self.umap_fit_limit, seeds[1]
+                )
+            progress.update()
+        return reduced, positions
+
+    def _reduce_one(self, name: str, reducer: Any, X: np.ndarray, input_hash: str, store: ArrayCheckpoints | None,
+                    fit_limit: int | None, seed: int | None) -> np.ndarray:
+        """One reducer's output: read from its checkpoint, or computed (on a sample above ``fit_limit``) and saved."""
+        key = store.key(input_hash, fingerprint(reducer, fit_limit=fit_limit)) if store else ""
+        output = store.load("reduce", key, name) if store is not None else None
+        self.work_["reduce"][name] = "checkpoint" if output is not None else "computed"
+        if output is None:
+            output = fit_transform_sampled(reducer, X, fit_limit, seed)
+            if store is not None:
+                store.save("reduce", key, name, output)
+        return np.asarray(output)
 
     def _cache_root(self) -> Path | None:
         if self.cache_dir is False:
@@ -815,12 +846,15 @@ def _seeded(stage: Any, seed: int | None) -> Any:
     return stage
 
 
-def fit_transform_sampled(reducer: Any, X: np.ndarray, limit: int | None, seed: int | None) -> np.ndarray:
+def fit_transform_sampled(
+    reducer: Any, X: np.ndarray, limit: int | None, seed: int | None, processes: int | str = "auto"
+) -> np.ndarray:
     """``reducer.fit_transform(X)``, but above ``limit`` rows fitted on a seeded sample and applied to the rest.
 
     UMAP's fit grows faster than linearly in time and memory; its ``transform`` places new points in a fitted
-    embedding at a fraction of the cost. A reducer with neither ``transform`` nor a fitted ``model_`` that has one
-    is fitted on everything.
+    embedding at a fraction of the cost. The rest is placed in blocks of ``limit`` rows, in worker processes on
+    idle cores too when there are several (:func:`clio_lite.reduce.transform_blocks`; the same bytes either way).
+    A reducer with neither ``transform`` nor a fitted ``model_`` that has one is fitted on everything.
     """
     n = len(X)
     if limit is None or n <= limit:
@@ -836,7 +870,7 @@ def fit_transform_sampled(reducer: Any, X: np.ndarray, limit: int | None, seed: 
     out = np.empty((n, fitted.shape[1]), dtype=fitted.dtype)
     out[sample] = fitted
     rest = np.flatnonzero(~sample)
-    for start in range(0, len(rest), limit):  # bounded memory for UMAP's transform graph
-        part = rest[start : start + limit]
-        out[part] = np.asarray(transform(np.asarray(X[part], dtype=np.float32)), dtype=fitted.dtype)
+    blocks = [rest[start : start + limit] for start in range(0, len(rest), limit)]  # bounded memory per block
+    for part, placed in zip(blocks, transform_blocks(reducer, X, blocks, processes), strict=True):
+        out[part] = placed.astype(fitted.dtype, copy=False)
     return out

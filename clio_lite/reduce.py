@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,3 +79,168 @@ class UMAPReducer:
             n_jobs=1 if self.random_state is not None else -1,
         )
         return self.model_.fit_transform(X).astype(np.float32)
+
+
+def place_by_neighbours(
+    space: np.ndarray, anchors: np.ndarray, anchor_positions: np.ndarray, k: int = 10, block: int = 100_000
+) -> np.ndarray:
+    """Place each row of ``space`` at the inverse-distance-weighted mean position of its ``k`` nearest anchors.
+
+    Parameters
+    ----------
+    space : array of shape (n, d)
+        The points to place, in the space the anchors live in.
+    anchors : array of shape (m, d)
+        Points whose positions are known (m ≥ 1).
+    anchor_positions : array of shape (m, p)
+        Their positions on the map.
+    k : int
+        Neighbours averaged; capped at ``m``.
+    block : int
+        Rows queried at a time (bounds the memory of the neighbour query).
+
+    Returns
+    -------
+    array of shape (n, p), float32
+        A point that coincides with an anchor lands on that anchor's position. Exact (KD-tree) neighbours, so the
+        result is a deterministic function of the inputs.
+    """
+    from sklearn.neighbors import KDTree
+
+    anchors = np.asarray(anchors, dtype=np.float64)
+    anchor_positions = np.asarray(anchor_positions, dtype=np.float64)
+    out = np.empty((len(space), anchor_positions.shape[1]), dtype=np.float32)
+    if len(space) == 0:
+        return out
+    k = max(1, min(k, len(anchors)))
+    tree = KDTree(anchors)
+    for start in range(0, len(space), block):
+        distances, neighbours = tree.query(np.asarray(space[start : start + block], dtype=np.float64), k=k)
+        exact = distances[:, :1] <= 1e-12
+        # A coinciding anchor takes all the weight; otherwise nearer anchors weigh more (1 / distance).
+        weights = np.where(exact, (distances <= 1e-12).astype(np.float64), 1.0 / np.maximum(distances, 1e-12))
+        weights /= weights.sum(axis=1, keepdims=True)
+        out[start : start + block] = np.einsum("nk,nkp->np", weights, anchor_positions[neighbours])
+    return out
+
+
+class SampledMap:
+    """The 2-D map: UMAP of a seeded sample of the embeddings, every other point placed among its nearest sample
+    points in the clustering space.
+
+    The map only places each released cluster (at the mean of its members' positions), so it need not be a full
+    UMAP of every conversation: a sample shows the layout, and the clustering space (UMAP keeps local structure)
+    says which sample points each other point sits among.
+
+    Parameters
+    ----------
+    fit_limit : int or None
+        At most this many points are fitted by UMAP (a seeded sample); the rest are placed by
+        :func:`place_by_neighbours` in ``space``. ``None`` fits all.
+    n_neighbors : int
+        UMAP's neighbourhood size.
+    k : int
+        Sample points whose positions place one other point.
+    random_state : int or None
+        Seed of the sample and of UMAP.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> points = np.random.default_rng(0).normal(size=(500, 8)).astype(np.float32)
+    >>> SampledMap(fit_limit=200, random_state=0).fit_transform(points).shape
+    (500, 2)
+    """
+
+    def __init__(self, fit_limit: int | None = 20_000, n_neighbors: int = 15, k: int = 10,
+                 random_state: int | None = None):
+        self.fit_limit = fit_limit
+        self.n_neighbors = n_neighbors
+        self.k = k
+        self.random_state = random_state
+
+    def fit_transform(self, X: np.ndarray, space: np.ndarray | None = None) -> np.ndarray:
+        """Return the 2-D positions of the rows of ``X`` (float32), one per row, in the input order.
+
+        ``X`` is what UMAP maps (the embeddings, cosine); ``space`` (same rows; ``X`` if omitted) is where the
+        points outside the sample find their nearest sample points: the low-dimensional clustering space, where an
+        exact neighbour query is cheap.
+        """
+        n = len(X)
+        umap = UMAPReducer(n_components=2, n_neighbors=self.n_neighbors, random_state=self.random_state)
+        if self.fit_limit is None or n <= self.fit_limit:
+            return umap.fit_transform(X)
+        space = X if space is None else space
+        rng = np.random.default_rng(self.random_state if self.random_state is not None else 0)
+        sample = np.zeros(n, dtype=bool)
+        sample[rng.choice(n, size=max(1, self.fit_limit), replace=False)] = True
+        out = np.empty((n, 2), dtype=np.float32)
+        out[sample] = umap.fit_transform(np.asarray(X[sample], dtype=np.float32))
+        out[~sample] = place_by_neighbours(space[~sample], space[sample], out[sample], k=self.k)
+        return out
+
+
+class _BlockTransformer:
+    """Places one block of rows with a fitted reducer's ``transform`` (its own, or its fitted ``model_``'s)."""
+
+    stage = "reduce"
+
+    def __init__(self, reducer: Any):
+        self.reducer = reducer
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        transform = getattr(self.reducer, "transform", None) or self.reducer.model_.transform
+        return np.asarray(transform(np.asarray(block, dtype=np.float32)))
+
+
+class _Blocks(Sequence):
+    """The rows of ``X`` at each index block, read only when a block is due (bounded memory)."""
+
+    def __init__(self, X: np.ndarray, blocks: list[np.ndarray]):
+        self.X, self.blocks = X, blocks
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return np.asarray(self.X[self.blocks[index]], dtype=np.float32)
+
+
+#: ``processes="auto"`` places blocks in worker processes only when each holds at least this many rows (below it, a
+#: process's start and the reducer's pickling cost more than the block).
+MIN_ROWS_PER_PROCESS_BLOCK = 10_000
+
+
+def transform_blocks(reducer: Any, X: np.ndarray, blocks: list[np.ndarray], processes: int | str = "auto"):
+    """Yield ``reducer``'s transform of ``X[block]`` for each block, in order, in worker processes too when it pays.
+
+    UMAP's ``transform`` is seeded per call (``transform_seed``) and runs single-threaded with a seed, so blocks
+    placed side by side in processes give the bytes they give one after the other (``tests/test_reduce.py`` checks
+    this). The fitted reducer is pickled once per worker process (for UMAP fitted on 50,000 384-d points, about
+    the size of that sample and its neighbour index); ``processes="auto"`` uses the idle cores (as the scrub stage
+    does) when there are at least two blocks of :data:`MIN_ROWS_PER_PROCESS_BLOCK` rows; ``1`` keeps everything in
+    this process.
+    """
+    from .executor import _idle_cpus, _map_with_helpers, _usable_cpus
+
+    worker = _BlockTransformer(reducer)
+    chunks = _Blocks(X, blocks)
+    if processes == "auto":
+        large = len(blocks) >= 2 and len(blocks[0]) >= MIN_ROWS_PER_PROCESS_BLOCK
+        processes = min(_usable_cpus(), 1 + _idle_cpus()) if large else 1
+    processes = max(1, min(int(processes), len(blocks)))
+    payload = None
+    if processes > 1:
+        import cloudpickle
+
+        try:
+            payload = cloudpickle.dumps(worker)
+        except Exception as error:  # noqa: BLE001 - any pickling failure means: run here
+            logger.info("placing the blocks in this process only: the reducer cannot be pickled (%s)", error)
+    if payload is None:
+        for index in range(len(chunks)):
+            yield worker(chunks[index])
+        return
+    logger.debug("transform: %d blocks over %d processes (%.0f MB of fitted reducer each)",
+                 len(blocks), processes, len(payload) / 1e6)
+    yield from _map_with_helpers(worker, payload, chunks, processes - 1, queued_per_helper=1)

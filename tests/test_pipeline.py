@@ -250,6 +250,31 @@ def test_above_the_fit_limit_the_reducer_is_fitted_on_a_sample_and_places_the_re
     assert np.array_equal(fit_transform_sampled(NoTransform(), X, limit=100, seed=3), X[:, :2] * 2)
 
 
+def test_a_map_reducer_of_ones_own_reduces_the_embeddings_and_places_the_released_clusters(
+    corpus, embedding_cache, fitted
+):
+    class FirstTwoCoordinates:
+        """A map reducer whose positions are each conversation's first two embedding coordinates."""
+
+        random_state = 0  # fixed, so the pipeline uses this very object (it copies one it has to seed)
+
+        def fit_transform(self, X):
+            self.input_shape = X.shape
+            return np.asarray(X)[:, :2] * 100
+
+    own = FirstTwoCoordinates()
+    clio = Clio(cache_dir=embedding_cache, map_reducer=own, **E2E_PARAMS).fit(corpus)
+    assert clio.work_["reduce"]["reduced"] == "checkpoint"  # the clustering space is the default fit's
+    assert own.input_shape == clio.embeddings_.shape  # the embeddings, not the 5-D clustering space
+    assert [n.id for n in clio.release_.tree.nodes] == [n.id for n in fitted.release_.tree.nodes]
+    parents = {node.parent_id for node in clio.release_.tree.nodes}
+    leaves = [node for node in clio.release_.tree.nodes if node.id not in parents]
+    for leaf in leaves:  # a released leaf's members are exactly the conversations labelled with it
+        centre = np.asarray(clio.embeddings_)[clio.labels_ == leaf.id][:, :2].mean(axis=0) * 100
+        assert (leaf.x, leaf.y) == pytest.approx(tuple(centre), abs=2e-3)
+    assert [(n.x, n.y) for n in clio.release_.tree.nodes] != [(n.x, n.y) for n in fitted.release_.tree.nodes]
+
+
 def test_embeddings_live_on_disk_memory_mapped_and_the_release_is_the_one_made_in_memory(
     fitted, embedding_cache, tmp_path
 ):

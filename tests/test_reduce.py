@@ -1,11 +1,18 @@
-"""UMAP reduction: shapes, seeded reproducibility, and tiny inputs."""
+"""UMAP reduction: shapes, seeded reproducibility, tiny inputs; the cheap map; blocks placed in processes."""
 
 from __future__ import annotations
 
-import numpy as np
-from sklearn.datasets import make_blobs
+import logging
 
-from clio_lite.reduce import UMAPReducer
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.datasets import make_blobs
+from sklearn.decomposition import PCA
+
+from clio_lite.pipeline import fit_transform_sampled
+from clio_lite.reduce import SampledMap, UMAPReducer, place_by_neighbours, transform_blocks
 
 
 def test_seeded_umap_is_reproducible_and_has_the_requested_dimensions():
@@ -30,3 +37,98 @@ def test_too_few_points_for_a_neighbourhood_graph_do_not_crash():
     Z = UMAPReducer(n_components=5).fit_transform(X)
     assert Z.shape == (3, 5)
     assert UMAPReducer(n_components=2).fit_transform(np.zeros((0, 4))).shape == (0, 2)
+
+
+# -- the cheap map: UMAP of a sample, the rest placed by their nearest sample points in the clustering space -------
+
+
+def _embeddings_and_space(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Blobs in 20-D (the "embeddings"), their first 5 coordinates as the "clustering space", and the blob labels."""
+    X, y = make_blobs(n, n_features=20, centers=4, cluster_std=0.6, random_state=seed)
+    return X.astype(np.float32), X[:, :5].astype(np.float32), y
+
+
+def test_sampled_map_is_deterministic_and_places_every_point():
+    X, space, _ = _embeddings_and_space(1200)
+    a = SampledMap(fit_limit=400, random_state=3).fit_transform(X, space=space)
+    b = SampledMap(fit_limit=400, random_state=3).fit_transform(X, space=space)
+    assert a.shape == (1200, 2) and a.dtype == np.float32 and np.isfinite(a).all()
+    assert a.tobytes() == b.tobytes()
+    assert a.tobytes() != SampledMap(fit_limit=400, random_state=4).fit_transform(X, space=space).tobytes()
+
+
+def test_sampled_map_keeps_groups_apart_and_puts_placed_points_with_their_group():
+    X, space, y = _embeddings_and_space(1200, seed=1)
+    Z = SampledMap(fit_limit=300, random_state=0).fit_transform(X, space=space)
+    centres = np.array([Z[y == k].mean(axis=0) for k in range(4)])
+    # every point, sampled or placed, is nearest to its own group's centre
+    nearest = np.argmin(np.linalg.norm(Z[:, None] - centres[None], axis=2), axis=1)
+    assert (nearest == y).mean() > 0.99
+
+
+def test_points_outside_the_sample_are_placed_by_their_neighbours_in_the_space_given():
+    X, space, _ = _embeddings_and_space(600)
+    rng = np.random.default_rng(0)
+    sample = np.zeros(600, dtype=bool)
+    sample[rng.choice(600, size=200, replace=False)] = True
+    Z = SampledMap(fit_limit=200, k=4, random_state=0).fit_transform(X, space=space)
+    expected = place_by_neighbours(space[~sample], space[sample], Z[sample], k=4)
+    assert Z[~sample].tobytes() == expected.tobytes()
+    assert Z.tobytes() != SampledMap(fit_limit=200, k=4, random_state=0).fit_transform(X).tobytes()
+
+
+def test_sampled_map_below_its_limit_is_umap_of_all_the_embeddings():
+    X, space, _ = _embeddings_and_space(300)
+    Z = SampledMap(fit_limit=1000, random_state=0).fit_transform(X, space=space)
+    assert Z.tobytes() == UMAPReducer(n_components=2, random_state=0).fit_transform(X).tobytes()
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 8])
+def test_sampled_map_handles_fewer_points_than_the_sample_or_the_neighbours(n):
+    X, space, _ = _embeddings_and_space(50)
+    for limit in (2, 5, 100):
+        Z = SampledMap(fit_limit=limit, k=10, random_state=0).fit_transform(X[:n], space=space[:n])
+        assert Z.shape == (n, 2) and np.isfinite(Z).all()
+
+
+def test_place_by_neighbours_weights_nearer_anchors_more_and_lands_on_a_coinciding_anchor():
+    anchors = np.array([[0.0, 0.0], [10.0, 0.0]])
+    positions = np.array([[0.0, 0.0], [1.0, 1.0]])
+    placed = place_by_neighbours(np.array([[0.0, 0.0], [2.0, 0.0], [5.0, 0.0]]), anchors, positions, k=2)
+    assert placed[0].tolist() == [0.0, 0.0]
+    assert placed[1].tolist() == pytest.approx([0.2, 0.2])  # weights 1/2 and 1/8
+    assert placed[2].tolist() == pytest.approx([0.5, 0.5])
+    assert place_by_neighbours(np.zeros((0, 2)), anchors, positions).shape == (0, 2)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 6), st.integers(0, 2**16))
+def test_placed_points_lie_within_their_anchors_hull(n_anchors, k, seed):
+    rng = np.random.default_rng(seed)
+    anchors, positions = rng.normal(size=(n_anchors, 5)), rng.normal(size=(n_anchors, 2))
+    placed = place_by_neighbours(rng.normal(size=(30, 5)), anchors, positions, k=k)
+    # an inverse-distance-weighted mean is a convex combination: inside the anchors' bounding box
+    assert (placed >= positions.min(axis=0) - 1e-5).all() and (placed <= positions.max(axis=0) + 1e-5).all()
+
+
+# -- the clustering UMAP above its fit limit: blocks placed in worker processes give the same bytes ------------
+
+
+def test_blocks_transformed_in_worker_processes_give_the_bytes_of_one_process(caplog):
+    X, _ = make_blobs(1000, n_features=20, centers=5, random_state=2)
+    X = X.astype(np.float32)
+    one = fit_transform_sampled(UMAPReducer(n_components=5, random_state=0), X, 300, 0, processes=1)
+    # 3 blocks: a helper process places blocks 0 and 2 (on a fresh copy of the fitted model), this process block 1
+    with caplog.at_level(logging.WARNING):
+        two = fit_transform_sampled(UMAPReducer(n_components=5, random_state=0), X, 300, 0, processes=2)
+    assert not [r for r in caplog.records if "worker process failed" in r.getMessage()]
+    assert one.shape == (1000, 5) and np.isfinite(one).all()
+    assert one.tobytes() == two.tobytes()
+
+
+def test_transform_blocks_come_back_in_order_from_processes():
+    X = np.arange(40, dtype=np.float32).reshape(20, 2)
+    pca = PCA(n_components=1).fit(X[:5])
+    blocks = [np.arange(i, i + 4) for i in range(0, 20, 4)]
+    parallel = list(transform_blocks(pca, X, blocks, processes=2))
+    assert [p.tolist() for p in parallel] == [pca.transform(X[b]).tolist() for b in blocks]

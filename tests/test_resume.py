@@ -135,3 +135,8 @@ def test_a_finished_run_started_again_computes_nothing_and_reads_its_checkpoints
     assert again.work_["reduce"] == {"reduced": "checkpoint", "positions": "checkpoint"}
     assert again.release_.tree.digest() == first.release_.tree.digest()
     assert again.release_.manifest["scrubbed_entities"] == first.release_.manifest["scrubbed_entities"]
+    # The map's checkpoint is keyed by its own settings: a new map_fit_limit redraws the map only.
+    new_map = Clio(**params, map_fit_limit=50).fit(records)
+    assert new_map.work_["reduce"] == {"reduced": "checkpoint", "positions": "computed"}
+    assert [n.id for n in new_map.release_.tree.nodes] == [n.id for n in first.release_.tree.nodes]
+    assert [(n.x, n.y) for n in new_map.release_.tree.nodes] != [(n.x, n.y) for n in first.release_.tree.nodes]
