@@ -229,11 +229,13 @@ def _idle_cpus() -> int:
 
 
 def _remote_payload(worker: Any) -> bytes | None:
-    """The worker without its loaded models, pickled for a worker process; ``None`` if it cannot be."""
+    """The worker without its loaded models (its ``for_remote()``, if it has one), pickled for a worker process;
+    ``None`` if it cannot be."""
     import cloudpickle
 
+    for_remote = getattr(worker, "for_remote", None)
     try:
-        return cloudpickle.dumps(worker.for_remote())
+        return cloudpickle.dumps(for_remote() if for_remote is not None else worker)
     except Exception as error:  # noqa: BLE001 - any pickling failure means: run here
         logger.info("running %s in this process only: it cannot be sent to a worker process (%s)",
                     getattr(worker, "stage", "the stage"), error)

@@ -221,7 +221,7 @@ def transform_blocks(reducer: Any, X: np.ndarray, blocks: list[np.ndarray], proc
     does) when there are at least two blocks of :data:`MIN_ROWS_PER_PROCESS_BLOCK` rows; ``1`` keeps everything in
     this process.
     """
-    from .executor import _idle_cpus, _map_with_helpers, _usable_cpus
+    from .executor import _idle_cpus, _map_with_helpers, _remote_payload, _usable_cpus
 
     worker = _BlockTransformer(reducer)
     chunks = _Blocks(X, blocks)
@@ -229,14 +229,7 @@ def transform_blocks(reducer: Any, X: np.ndarray, blocks: list[np.ndarray], proc
         large = len(blocks) >= 2 and len(blocks[0]) >= MIN_ROWS_PER_PROCESS_BLOCK
         processes = min(_usable_cpus(), 1 + _idle_cpus()) if large else 1
     processes = max(1, min(int(processes), len(blocks)))
-    payload = None
-    if processes > 1:
-        import cloudpickle
-
-        try:
-            payload = cloudpickle.dumps(worker)
-        except Exception as error:  # noqa: BLE001 - any pickling failure means: run here
-            logger.info("placing the blocks in this process only: the reducer cannot be pickled (%s)", error)
+    payload = _remote_payload(worker) if processes > 1 else None
     if payload is None:
         for index in range(len(chunks)):
             yield worker(chunks[index])
