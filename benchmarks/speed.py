@@ -129,19 +129,16 @@ def _timed_clio(**params):
 def measure_clio(n: int, cache_dir: str | None = None, mode: str = "default") -> dict:
     """``Clio(random_state=0, mode=mode).fit`` on n generated conversations; with an empty temporary cache, or with
     ``cache_dir`` (kept: a second run after a kill, or of the same corpus, recomputes nothing already done)."""
-    from fixtures.generate import generate_conversations
-
-    records = generate_conversations(n, seed=0)  # records only: nothing else of the corpus held beside the run
     with tempfile.TemporaryDirectory() as temporary:
         cache = Path(cache_dir or temporary)
         if mode == "fast":
             _copy_static_model(cache / "models")
-        source = records
-        if INPUT == "jsonl":
-            source = Path(temporary) / "conversations.jsonl"
-            with source.open("w") as handle:
-                handle.writelines(json.dumps(record) + "\n" for record in records)
-            del records
+        if INPUT == "jsonl":  # written by the parent process: the generator's memory is not this process's peak
+            source = _corpus_file(n, Path(tempfile.gettempdir()))
+        else:
+            from fixtures.generate import generate_conversations
+
+            source = generate_conversations(n, seed=0)  # records only: nothing else of the corpus held beside the run
         clock = _Clock()
         clio = _timed_clio(random_state=0, verbose=False, cache_dir=cache, executor=_executor(), mode=mode)
         clio.fit(source)
@@ -150,6 +147,19 @@ def measure_clio(n: int, cache_dir: str | None = None, mode: str = "default") ->
             "work": clio.work_, "peak_rss_mb_after_stage": clio.peak_rss_mb_after_stage_,
             "released_clusters": len(clio.release_.tree.nodes), "counts": clio.release_.counts,
             "audit_passed": bool(clio.audit_.passed)}
+
+
+def _corpus_file(n: int, folder: Path) -> Path:
+    """``generate_conversations(n, seed=0)`` as a JSONL file in ``folder``, written once per size and reused."""
+    path = folder / f"clio_lite_speed_corpus_{n}.jsonl"
+    if not path.exists():
+        from fixtures.generate import generate_conversations
+
+        partial = path.with_suffix(".partial")
+        with partial.open("w") as handle:
+            handle.writelines(json.dumps(record) + "\n" for record in generate_conversations(n, seed=0))
+        partial.rename(path)
+    return path
 
 
 def measure_clio_fast(n: int, cache_dir: str | None = None) -> dict:
@@ -505,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
                     "embed_backend": EMBED_BACKEND or "clio_lite's default",
                     "corpus": "fixtures.generate.generate_conversations(n, seed=0)", "sizes": {}}
     for n in sorted(args.sizes):  # smallest first
+        if INPUT == "jsonl" and {"clio", "clio_fast"} & set(args.kinds):
+            _corpus_file(n, Path(tempfile.gettempdir()))  # here, before any child's clock and outside its memory
         runs = {kind: _child(kind, n, args.cache_dir and f"{args.cache_dir}/{n}") for kind in args.kinds}
         for result in runs.values():
             if "seconds" in result:
