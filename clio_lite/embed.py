@@ -14,9 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import sqlite3
-import tempfile
 import time
 from collections.abc import Sequence
 from functools import cached_property
@@ -26,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .embed_onnx import OnnxSentenceModel
+from .embed_onnx import OnnxSentenceModel, model_folder
 from .sqlite_cache import SQLiteCache
 
 logger = logging.getLogger(__name__)
@@ -382,16 +380,8 @@ def distill_static_model(
     # and so the fingerprint of the embeddings, do not depend on the install path.
     static.config["tokenizer_name"] = model
     static.base_model_name = model
-    temporary = Path(tempfile.mkdtemp(dir=root, prefix=".distilling-"))
-    try:
+    with model_folder(target, "model.safetensors", ".distilling-") as temporary:
         static.save_pretrained(temporary, model_name=target.name)  # the model card names it, not the temporary
-        try:
-            os.rename(temporary, target)
-        except OSError:
-            if not (target / "model.safetensors").is_file():  # not another process's finished copy: a real error
-                raise
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
     logger.info("distilled in %.0f s", time.perf_counter() - started)
     return target
 

@@ -20,7 +20,8 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -75,6 +76,25 @@ def _versions() -> str:
     return "\x00".join(f"{name}={metadata.version(name)}" for name in ("torch", "transformers", "onnx", "onnxruntime"))
 
 
+@contextmanager
+def model_folder(target: Path, done_file: str, prefix: str) -> Iterator[Path]:
+    """A temporary folder beside ``target`` to build a model in, renamed to ``target`` when the block ends well.
+
+    A killed build leaves nothing half-written, and when two processes build at once the second rename finds the
+    first's finished folder (its ``done_file`` is there) and keeps it; any other failure to rename is raised.
+    """
+    temporary = Path(tempfile.mkdtemp(dir=target.parent, prefix=prefix))
+    try:
+        yield temporary
+        try:
+            os.rename(temporary, target)
+        except OSError:
+            if not (target / done_file).is_file():  # not another process's finished copy: a real error
+                raise
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
 def export_onnx(
     model_dir: str | os.PathLike,
     model_id: str,
@@ -99,8 +119,7 @@ def export_onnx(
         return target / "model.onnx"
     root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    temporary = Path(tempfile.mkdtemp(dir=root, prefix=".exporting-"))
-    try:
+    with model_folder(target, "model.onnx", ".exporting-") as temporary:
         fp32 = temporary / ("fp32.onnx" if quantize else "model.onnx")
         _export_transformer(model_dir, fp32)
         if quantize:
@@ -111,13 +130,6 @@ def export_onnx(
                              op_types_to_quantize=INT8_SETTINGS["op_types_to_quantize"])
             fp32.unlink()
         (temporary / "settings.json").write_text(json.dumps(settings, sort_keys=True, indent=1))
-        try:
-            os.rename(temporary, target)
-        except OSError:
-            if not (target / "model.onnx").is_file():  # not another process's finished copy: a real error
-                raise
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
     logger.info("exported %s to ONNX%s in %.0f s (once: %s)", model_id, " int8" if quantize else "",
                 time.perf_counter() - started, target)
     return target / "model.onnx"
