@@ -35,7 +35,6 @@ import logging
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +46,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
 
+from fast_mode import Clock  # noqa: E402  (this folder is on the path when a benchmark runs as a script)
 from scipy.spatial.distance import pdist  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
@@ -59,20 +59,6 @@ from fixtures.generate import generate_conversations  # noqa: E402
 logger = logging.getLogger("reduce")
 CACHE = ROOT / ".cache" / "bench-reduce"
 MODELS = ROOT / ".cache" / "models"
-
-
-class Clock:
-    """Wall and CPU seconds (all threads of this process) of a block."""
-
-    def __enter__(self) -> Clock:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
-
-    def read(self) -> dict:
-        return {"wall": round(self.wall, 2), "cpu": round(self.cpu, 2)}
 
 
 def centres(clio: Clio) -> dict[str, tuple[float, float, bool]]:

@@ -233,19 +233,17 @@ def _items(source: Any, format: str | None, limits: Mapping[str, int]) -> tuple[
 
 
 def _collect(items: Iterator[_Item], name: str, limits: Mapping[str, int]) -> Conversations:
-    """Validate every item, reject duplicate ids, log a summary, and package the result."""
-    validator = _Validator(name, limits)
-    accepted: list[Conversation] = []
-    rejected: list[Rejection] = []
-    for item in items:
-        result = validator.validate(item)
-        (accepted if isinstance(result, Conversation) else rejected).append(result)
-    validator.finish()
-    return Conversations(accepted, rejected, source=name)
+    """Validate every item, reject duplicate ids, log a summary, and package the result: :func:`_chunks` in one
+    chunk."""
+    whole = list(_chunks(items, name, limits, chunk_size=None))
+    return whole[0] if whole else Conversations([], [], source=name)
 
 
-def _chunks(items: Iterator[_Item], name: str, limits: Mapping[str, int], chunk_size: int) -> Iterator[Conversations]:
-    """Validate the items as :func:`_collect` does, yielding a ``Conversations`` every ``chunk_size`` records."""
+def _chunks(
+    items: Iterator[_Item], name: str, limits: Mapping[str, int], chunk_size: int | None
+) -> Iterator[Conversations]:
+    """Validate every item, reject duplicate ids and log a summary at the end, yielding a ``Conversations`` every
+    ``chunk_size`` records (``None``: one at the end)."""
     validator = _Validator(name, limits)
     accepted: list[Conversation] = []
     rejected: list[Rejection] = []
