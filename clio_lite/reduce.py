@@ -37,6 +37,8 @@ class UMAPReducer:
         Distance on the input vectors.
     random_state : int or None
         Seed; with a seed, UMAP runs single-threaded and reproducibly.
+    n_epochs : int or None
+        Epochs of UMAP's layout optimisation; ``None`` is UMAP's own rule (500 up to 10,000 points, 200 above).
     """
 
     def __init__(
@@ -46,12 +48,14 @@ class UMAPReducer:
         min_dist: float = 0.0,
         metric: str = "cosine",
         random_state: int | None = None,
+        n_epochs: int | None = None,
     ):
         self.n_components = n_components
         self.n_neighbors = n_neighbors
         self.min_dist = min_dist
         self.metric = metric
         self.random_state = random_state
+        self.n_epochs = n_epochs
 
     def fit_transform(self, X: np.ndarray) -> np.ndarray:
         """Return ``X`` reduced to ``n_components`` dimensions (float32)."""
@@ -75,6 +79,7 @@ class UMAPReducer:
             # UMAP's spectral initialisation fails on tiny or disconnected graphs; random is always defined.
             init="spectral" if n > 50 else "random",
             low_memory=True,
+            n_epochs=self.n_epochs,
             # A seed makes UMAP single-threaded anyway; saying so avoids its warning.
             n_jobs=1 if self.random_state is not None else -1,
         )
