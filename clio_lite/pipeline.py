@@ -862,6 +862,8 @@ def fit_transform_sampled(
     rng = np.random.default_rng(seed if seed is not None else 0)
     sample = np.zeros(n, dtype=bool)
     sample[rng.choice(n, size=limit, replace=False)] = True
+    if hasattr(reducer, "for_transform"):  # a fit that keeps what its transform needs (UMAPReducer's search index)
+        reducer = reducer.for_transform()
     fitted = np.asarray(reducer.fit_transform(X[sample]))
     transform = getattr(reducer, "transform", None) or getattr(getattr(reducer, "model_", None), "transform", None)
     if transform is None:

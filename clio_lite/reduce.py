@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,93 @@ logger = logging.getLogger(__name__)
 
 def _ensure_numba_cache() -> None:
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "clio_lite" / "numba"))
+
+
+_UMAP_CACHING = False
+
+
+def _import_umap_cached():
+    """``umap``, with every compiled function of umap-learn and pynndescent cached on disk (once per process).
+
+    umap-learn marks only some of its numba functions ``cache=True``: the rest (the layout's epochs, the fuzzy
+    simplicial set, pynndescent's trees and heaps) were compiled again in every new process, about 15 s of a 10k
+    run's reduce stage. Caching them gives the same machine code, so the same bytes (``tests/test_reduce.py``).
+    A function numba cannot cache (pynndescent's ``nn_descent`` holds dynamic globals) still compiles per process:
+    see ``UMAPReducer(exact_neighbours=...)``, which avoids it.
+    """
+    global _UMAP_CACHING
+    _ensure_numba_cache()
+    import umap
+
+    if not _UMAP_CACHING:
+        import sys
+
+        from numba.core.registry import CPUDispatcher
+
+        for name, module in list(sys.modules.items()):
+            if module is None or not name.startswith(("umap", "pynndescent")):
+                continue
+            for function in list(vars(module).values()):
+                if isinstance(function, CPUDispatcher) and type(function._cache).__name__ == "NullCache":
+                    try:
+                        function.enable_caching()
+                    except Exception as error:  # noqa: BLE001 (a numba internals change: compile as before)
+                        logger.debug("numba caching not enabled for %s: %s", function, error)
+        _UMAP_CACHING = True
+    return umap
+
+
+def exact_neighbours(X: np.ndarray, k: int, metric: str = "cosine", block_cells: int = 1 << 24):
+    """The ``k`` nearest rows of ``X`` to each row (itself first, at distance 0), by brute force; UMAP's kNN form.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    k : int
+        Neighbours per row, the row itself included (k ≤ n).
+    metric : {"cosine", "euclidean"}
+    block_cells : int
+        Rows are compared with all ``n`` in blocks of at most this many similarities (bounded memory: 64 MB).
+
+    Returns
+    -------
+    (indices, distances) : arrays of shape (n, k), int64 and float32, nearest first
+        The same (to float32 rounding) as NN-descent's at perfect recall, as UMAP's ``precomputed_knn`` takes them.
+        A BLAS product per block: about 1.5 s for 10,000 384-d rows on two cores, and no numba compile.
+    """
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    n = len(X)
+    if metric == "cosine":
+        X = X / np.clip(np.linalg.norm(X, axis=1, keepdims=True), 1e-12, None)
+    elif metric != "euclidean":
+        raise ValueError(f"exact neighbours support cosine and euclidean, not {metric!r}")
+    squared = np.einsum("ij,ij->i", X, X)
+    indices = np.empty((n, k), dtype=np.int64)
+    distances = np.empty((n, k), dtype=np.float32)
+    rows = max(1, min(2048, block_cells // max(n, 1)))
+    for start in range(0, n, rows):
+        stop = min(n, start + rows)
+        # Larger is nearer: the similarity (cosine) or minus the squared distance without the row's own norm.
+        score = X[start:stop] @ X.T
+        if metric == "euclidean":
+            score -= 0.5 * squared[None, :]
+        score[np.arange(stop - start), np.arange(start, stop)] = np.inf  # each row is its own nearest neighbour
+        part = np.argpartition(-score, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(score, part, axis=1), axis=1, kind="stable")
+        nearest = np.take_along_axis(part, order, axis=1)
+        indices[start:stop] = nearest
+        if metric == "cosine":
+            found = np.einsum("id,ikd->ik", X[start:stop], X[nearest])
+            distances[start:stop] = np.maximum(1.0 - found, 0.0)
+        else:
+            found = X[nearest] - X[start:stop, None, :]
+            distances[start:stop] = np.sqrt(np.einsum("ikd,ikd->ik", found, found))
+        distances[start:stop, 0] = 0.0
+    return indices, distances
+
+
+#: UMAP computes exact neighbours itself below this many points (and keeps its transform).
+UMAP_EXACT_BELOW = 4096
 
 
 class UMAPReducer:
@@ -39,6 +127,12 @@ class UMAPReducer:
         Seed; with a seed, UMAP runs single-threaded and reproducibly.
     n_epochs : int or None
         Epochs of UMAP's layout optimisation; ``None`` is UMAP's own rule (500 up to 10,000 points, 200 above).
+    exact_neighbours : int or None
+        From 4,096 points (below, UMAP computes exact neighbours itself) up to this many, the neighbour graph is
+        exact (:func:`exact_neighbours`, a BLAS product) instead of NN-descent's: NN-descent's numba code cannot be
+        cached and compiles again in every process (about 8 s), which costs more than the product up to some
+        20,000 points. Such a fit keeps no search index, so it has no ``transform``: :meth:`for_transform` gives
+        a copy that keeps one. ``None``: NN-descent always, as UMAP does.
     """
 
     def __init__(
@@ -49,6 +143,7 @@ class UMAPReducer:
         metric: str = "cosine",
         random_state: int | None = None,
         n_epochs: int | None = None,
+        exact_neighbours: int | None = 20_000,
     ):
         self.n_components = n_components
         self.n_neighbors = n_neighbors
@@ -56,6 +151,12 @@ class UMAPReducer:
         self.metric = metric
         self.random_state = random_state
         self.n_epochs = n_epochs
+        self.exact_neighbours = exact_neighbours
+
+    def for_transform(self) -> UMAPReducer:
+        """A copy whose fit keeps NN-descent's search index, so that its fitted ``model_`` can ``transform``."""
+        settings = {name: value for name, value in vars(self).items() if not name.endswith("_")}
+        return UMAPReducer(**{**settings, "exact_neighbours": None})
 
     def fit_transform(self, X: np.ndarray) -> np.ndarray:
         """Return ``X`` reduced to ``n_components`` dimensions (float32)."""
@@ -67,12 +168,16 @@ class UMAPReducer:
             width = min(self.n_components, X.shape[1]) if n else 0
             out[:, :width] = X[:, :width]
             return out
-        _ensure_numba_cache()
-        import umap
-
+        umap = _import_umap_cached()
+        n_neighbors = max(2, min(self.n_neighbors, n - 1))
+        knn: dict = {}
+        if self.exact_neighbours is not None and UMAP_EXACT_BELOW <= n <= self.exact_neighbours and \
+                self.metric in ("cosine", "euclidean"):
+            indices, distances = exact_neighbours(X, n_neighbors, self.metric)
+            knn = {"precomputed_knn": (indices, distances, None)}
         self.model_ = umap.UMAP(
             n_components=self.n_components,
-            n_neighbors=max(2, min(self.n_neighbors, n - 1)),
+            n_neighbors=n_neighbors,
             min_dist=self.min_dist,
             metric=self.metric,
             random_state=self.random_state,
@@ -82,8 +187,13 @@ class UMAPReducer:
             n_epochs=self.n_epochs,
             # A seed makes UMAP single-threaded anyway; saying so avoids its warning.
             n_jobs=1 if self.random_state is not None else -1,
+            **knn,
         )
-        return self.model_.fit_transform(X).astype(np.float32)
+        with warnings.catch_warnings():
+            # Said in the docstring: an exact-neighbour fit has no transform; and what numba cannot cache, it compiles.
+            warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
+            warnings.filterwarnings("ignore", message="Cannot cache compiled function")
+            return self.model_.fit_transform(X).astype(np.float32)
 
 
 def place_by_neighbours(

@@ -1,8 +1,14 @@
-"""UMAP reduction: shapes, seeded reproducibility, tiny inputs; the cheap map; blocks placed in processes."""
+"""UMAP reduction: shapes, seeded reproducibility, tiny inputs; exact neighbours and cached numba code; the cheap
+map; blocks placed in processes."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -12,7 +18,7 @@ from sklearn.datasets import make_blobs
 from sklearn.decomposition import PCA
 
 from clio_lite.pipeline import fit_transform_sampled
-from clio_lite.reduce import SampledMap, UMAPReducer, place_by_neighbours, transform_blocks
+from clio_lite.reduce import SampledMap, UMAPReducer, exact_neighbours, place_by_neighbours, transform_blocks
 
 
 def test_seeded_umap_is_reproducible_and_has_the_requested_dimensions():
@@ -37,6 +43,73 @@ def test_too_few_points_for_a_neighbourhood_graph_do_not_crash():
     Z = UMAPReducer(n_components=5).fit_transform(X)
     assert Z.shape == (3, 5)
     assert UMAPReducer(n_components=2).fit_transform(np.zeros((0, 4))).shape == (0, 2)
+
+
+# -- exact neighbours from 4,096 points (no NN-descent to compile in every process) ----------------------------
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_exact_neighbours_are_the_brute_force_neighbours_self_first(metric):
+    from sklearn.neighbors import NearestNeighbors
+
+    X = np.random.default_rng(0).normal(size=(700, 16)).astype(np.float32)
+    X[5] = X[4]  # a duplicate: both rows still list themselves first
+    indices, distances = exact_neighbours(X, 8, metric, block_cells=700 * 64)  # 64 rows a block: several blocks
+    assert indices.shape == distances.shape == (700, 8) and indices.dtype == np.int64
+    assert (indices[:, 0] == np.arange(700)).all() and (distances[:, 0] == 0).all()
+    assert indices[4, 1] == 5 and indices[5, 1] == 4 and distances[4, 1] == pytest.approx(0, abs=1e-6)
+    reference = NearestNeighbors(n_neighbors=8, metric=metric, algorithm="brute").fit(X.astype(np.float64))
+    ref_distances, ref_indices = reference.kneighbors(X.astype(np.float64))
+    others = np.arange(700) != 4
+    others[5] = False
+    assert (np.sort(indices[others], axis=1) == np.sort(ref_indices[others], axis=1)).mean() > 0.999
+    assert np.abs(np.sort(distances, axis=1) - np.sort(ref_distances, axis=1)).max() < 1e-4
+    assert (np.diff(distances, axis=1) >= 0).all()  # nearest first
+
+
+def test_exact_neighbours_do_not_depend_on_the_blas_threads_or_the_block_size():
+    from threadpoolctl import threadpool_limits
+
+    X = np.random.default_rng(1).normal(size=(1500, 48)).astype(np.float32)
+    with threadpool_limits(limits=1):
+        one = exact_neighbours(X, 15)
+    with threadpool_limits(limits=2):
+        two = exact_neighbours(X, 15, block_cells=1500 * 100)
+    assert one[0].tobytes() == two[0].tobytes() and one[1].tobytes() == two[1].tobytes()
+
+
+def test_umap_from_4096_points_uses_exact_neighbours_and_the_transform_copy_keeps_an_index():
+    X, y = make_blobs(4200, n_features=12, centers=4, cluster_std=0.5, random_state=3)
+    exact = UMAPReducer(n_components=2, random_state=0, n_epochs=30)
+    Z = exact.fit_transform(X)
+    assert exact.model_._knn_search_index is None  # the graph came from exact_neighbours, not NN-descent
+    indices, _ = exact_neighbours(X, 15)
+    assert (exact.model_._knn_indices == indices).all()
+    centres = np.array([Z[y == k].mean(axis=0) for k in range(4)])
+    assert (np.argmin(np.linalg.norm(Z[:, None] - centres[None], axis=2), axis=1) == y).mean() > 0.99
+    copy = exact.for_transform()
+    assert copy.exact_neighbours is None and not hasattr(copy, "model_") and exact.exact_neighbours == 20_000
+    assert {**vars(copy), "exact_neighbours": 20_000} == {k: v for k, v in vars(exact).items() if k != "model_"}
+    # a fit limit inside the exact range fits the for_transform copy, which places the rest through its transform
+    placed = fit_transform_sampled(UMAPReducer(n_components=2, random_state=0, n_epochs=30), X, 4100, 0, processes=1)
+    assert placed.shape == (4200, 2) and np.isfinite(placed).all()
+
+
+def test_umap_code_compiled_in_one_process_is_loaded_from_the_cache_in_the_next():
+    # umap-learn leaves most of its numba functions uncached: clio_lite caches them, so a new process loads them.
+    script = textwrap.dedent("""
+        import json, numpy as np
+        from clio_lite.reduce import UMAPReducer
+        import umap.layouts as layouts
+        X = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
+        UMAPReducer(n_components=2, random_state=0, n_epochs=5).fit_transform(X)
+        stats = layouts._nb_optimize_layout_euclidean_single_epoch.stats
+        print(json.dumps([sum(stats.cache_hits.values()), sum(stats.cache_misses.values())]))
+    """)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    runs = [json.loads(subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                                      check=True).stdout.strip().splitlines()[-1]) for _ in range(2)]
+    assert runs[1] == [1, 0]  # the second process found the first one's compiled layout epoch
 
 
 # -- the cheap map: UMAP of a sample, the rest placed by their nearest sample points in the clustering space -------
