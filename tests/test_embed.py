@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clio_lite.embed import EmbeddingCache, SentenceTransformerEmbedder, resolve_model
+from clio_lite.embed import EmbeddingCache, SentenceTransformerEmbedder, default_backend, resolve_model
 
 
 @pytest.fixture(scope="module")
@@ -17,6 +17,31 @@ def test_default_model_resolves_to_the_packaged_weights(model_dir):
     from pathlib import Path
 
     assert (Path(model_dir) / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "expected"),
+    [
+        ("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n", "onnx-int8"),
+        ("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx_vnni\n", "onnx-int8"),
+        ("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n", "onnx"),  # int8 products could saturate
+        ("processor\t: 0\nFeatures\t: fp asimd aes asimddp\n", "onnx-int8"),  # Arm with the dot product
+        ("processor\t: 0\nFeatures\t: fp asimd aes\n", "onnx"),
+        ("model name\t: avx512_vnni in a name is not a flag\n", "onnx"),
+    ],
+)
+def test_the_default_backend_is_int8_only_where_the_cpu_has_exact_int8_dot_products(tmp_path, cpuinfo, expected):
+    path = tmp_path / "cpuinfo"
+    path.write_text(cpuinfo)
+    assert default_backend(path) == expected
+    assert default_backend(tmp_path / "missing") == "onnx"
+
+
+def test_the_default_backend_is_decided_once_and_kept_as_a_plain_setting():
+    # So a Ray worker on another CPU runs what the driver chose, and fingerprints name it.
+    embedder = SentenceTransformerEmbedder(cache_dir=None, verbose=False)
+    assert embedder.backend == default_backend() and embedder.backend in ("onnx", "onnx-int8")
+    assert SentenceTransformerEmbedder(cache_dir=None, verbose=False, backend="torch").backend == "torch"
 
 
 def test_embeddings_are_normalised_and_semantic(tmp_path):

@@ -163,10 +163,12 @@ def test_a_killed_export_leaves_nothing_and_a_cls_pooled_model_then_matches_torc
 
     monkeypatch.setattr(embed_onnx, "_export_transformer", killed)
     with pytest.raises(KeyboardInterrupt):
-        SentenceTransformerEmbedder(model=str(model), cache_dir=None, verbose=False, models_dir=models).embed(pair)
+        SentenceTransformerEmbedder(model=str(model), cache_dir=None, verbose=False, models_dir=models,
+                                    backend="onnx").embed(pair)
     assert not any(models.iterdir())  # nothing half-written is left to be found later
     monkeypatch.setattr(embed_onnx, "_export_transformer", real)
-    onnx = SentenceTransformerEmbedder(model=str(model), cache_dir=None, verbose=False, models_dir=models)
+    onnx = SentenceTransformerEmbedder(model=str(model), cache_dir=None, verbose=False, models_dir=models,
+                                       backend="onnx")
     vectors = onnx.embed(pair)
     assert [path.name for path in models.glob("onnx-*/model.onnx")] == ["model.onnx"]  # really ran as ONNX
     torch_cls = SentenceTransformerEmbedder(model=str(model), cache_dir=None, verbose=False, backend="torch")
