@@ -95,8 +95,10 @@ class Clio(BaseEstimator):
         Where the scrub and embed stages run: on this machine (``None``, ``"local"``: scrubbing spreads over idle
         cores when there is enough of it, see :class:`clio_lite.executor.LocalExecutor`) or as Ray Data jobs on a Ray
         cluster (``"ray"``: the cluster in ``RAY_ADDRESS``, or a local one; or a
-        :class:`clio_lite.executor.RayExecutor` with an address). Clustering always runs here. Does not change
-        the release.
+        :class:`clio_lite.executor.RayExecutor` with an address). Clustering always runs here. The reduce stage
+        fits the default map's UMAP in a worker process beside the clustering UMAP when a core is free (a
+        ``LocalExecutor``'s ``processes``: ``"auto"``, or ``1`` never, ``2`` or more always). Does not change the
+        release.
     umap_fit_limit : int or None
         Above this many conversations, each UMAP is fitted on a seeded sample of this size and the rest is placed
         with ``transform`` (a reducer without ``transform`` is fitted on everything); ``None`` always fits on all.
