@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -328,15 +327,11 @@ class _SampleFit:
         return self.sampled_map.fit_sample(X)
 
 
-#: ``processes="auto"`` fits the map's UMAP in a worker process from this many rows when this process has not loaded
-#: UMAP yet: it then loads UMAP's compiled code (numba) for its own UMAP while the worker does the same, so the
-#: worker's extra cost is its start (about 2 s); below it, that start is not small beside the fit it takes over.
+#: ``processes="auto"`` fits the map's UMAP in a worker process from this many rows. The worker's start (spawn,
+#: imports, numba's cached UMAP code) costs about 2 CPU seconds; the clustering UMAP it runs beside takes about 2 s
+#: per 1,000 rows, so below about 1,000 rows the worker would cost more than it saves (measured: docs/scaling.md,
+#: "The two UMAPs side by side").
 MIN_ROWS_FOR_MAP_PROCESS = 2_000
-
-#: ... and from this many when this process has UMAP loaded already (a second fit in a notebook, say): the worker's
-#: loading of UMAP's code (about 9 CPU seconds measured at 2,000 rows) is then extra, and pays only beside a longer
-#: clustering fit (docs/scaling.md, "The two UMAPs side by side").
-MIN_ROWS_FOR_MAP_PROCESS_WARM = 5_000
 
 
 def fit_sample_beside(
@@ -348,8 +343,7 @@ def fit_sample_beside(
     UMAP with a seed runs single-threaded, so the two UMAPs, one after the other, leave a core idle. With a seed
     UMAP's output depends on its input and settings only, so the worker's positions are the bytes this process
     would compute (``tests/test_reduce.py``). ``processes="auto"``: in a worker when there are at least
-    :data:`MIN_ROWS_FOR_MAP_PROCESS` rows (:data:`MIN_ROWS_FOR_MAP_PROCESS_WARM` once this process has loaded UMAP)
-    and two cores free for this process (:func:`clio_lite.executor._free_cpus`);
+    :data:`MIN_ROWS_FOR_MAP_PROCESS` rows and two cores free for this process (:func:`clio_lite.executor._free_cpus`);
     ``1``: here (when ``result()`` is asked for); ``2`` or more: in a worker. Should the worker fail, the fit runs
     here. ``on_result(positions)`` is called once, as soon as they are known (in a thread of this process when the
     worker finishes: e.g. to checkpoint them while the clustering UMAP still runs).
@@ -357,8 +351,7 @@ def fit_sample_beside(
     from .executor import Beside, _free_cpus
 
     if processes == "auto":  # two cores free (to the nearest core): one for this process, one for the worker
-        minimum = MIN_ROWS_FOR_MAP_PROCESS_WARM if "umap" in sys.modules else MIN_ROWS_FOR_MAP_PROCESS
-        processes = 2 if len(X) >= minimum and _free_cpus() >= 1.5 else 1
+        processes = 2 if len(X) >= MIN_ROWS_FOR_MAP_PROCESS and _free_cpus() >= 1.5 else 1
     in_worker = int(processes) >= 2
     return Beside(_SampleFit(sampled_map), X, in_worker=in_worker, on_result=on_result)
 

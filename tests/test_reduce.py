@@ -228,10 +228,7 @@ def test_the_maps_umap_fitted_in_a_worker_process_gives_the_bytes_of_this_proces
 
 def test_the_map_is_fitted_in_a_worker_only_for_enough_rows_and_free_cores(monkeypatch):
     X, _, _ = _embeddings_and_space(60)
-    import umap  # noqa: F401 - this process has UMAP loaded: the worker must save more than its own loading of it
-
-    monkeypatch.setattr("clio_lite.reduce.MIN_ROWS_FOR_MAP_PROCESS", 10_000)
-    monkeypatch.setattr("clio_lite.reduce.MIN_ROWS_FOR_MAP_PROCESS_WARM", 50)
+    monkeypatch.setattr("clio_lite.reduce.MIN_ROWS_FOR_MAP_PROCESS", 50)
     monkeypatch.setattr("clio_lite.executor._free_cpus", lambda: 0.8)  # one core, this process's
     with fit_sample_beside(SampledMap(random_state=0), X) as job:
         assert not job.in_worker
