@@ -23,18 +23,30 @@ included), the 5-D UMAP fitted on a seeded ``--fit-limit`` of them (as ``fit_tra
 placed in blocks of that size, in this process only and in worker processes too (``transform_blocks``): seconds
 (this process's CPU seconds leave out the workers'), whether the bytes are the same, the pickled reducer's size.
 
+``--beside N``: the reduce stage (``Clio._reduce``: the 5-D clustering UMAP and the default map) on the embeddings
+of N generated conversations (``Clio(random_state=0)``'s, through the benchmark's cache), each run in a fresh
+process with no cache, with ``LocalExecutor(processes=1)`` (both UMAPs one after the other, here) and ``2`` (the
+map's UMAP in a worker process beside the clustering one): the stage's wall seconds, the CPU seconds of this
+process and of its worker process, the load average, and whether the outputs are the same bytes. ``--warm`` first
+runs a small UMAP in each process (as a process that has fitted before: numba's code loaded).
+
     nice -n 5 python benchmarks/reduce.py --maps 10000 > reduce.json
     nice -n 5 python benchmarks/reduce.py --transform 200000 --fit-limit 50000 > transform.json
+    nice -n 5 python benchmarks/reduce.py --beside 10000 > beside.json
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
+import resource
 import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +206,45 @@ def transform(n: int, fit_limit: int, processes: int) -> dict:
     return result
 
 
+def beside(n: int, warm: bool, repeats: int) -> dict:
+    """The reduce stage in fresh processes, the map's UMAP here after the clustering one, or beside it."""
+    embeddings = CACHE / f"beside-{n}.npy"
+    if not embeddings.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        clio = Clio(random_state=0, cache_dir=CACHE, verbose=False).fit(generate_conversations(n, seed=0))
+        np.save(embeddings, np.asarray(clio.embeddings_, dtype=np.float32))
+    runs = []
+    for _ in range(repeats):
+        for processes in (1, 2):
+            command = [sys.executable, __file__, "--beside-child", str(embeddings), str(processes), str(int(warm))]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            runs.append(json.loads(done.stdout.splitlines()[-1]))
+            logger.info("%s", runs[-1])
+    digests = {run.pop("digest") for run in runs}
+    return {"n": n, "warm": warm, "same_bytes": len(digests) == 1, "runs": runs}
+
+
+def beside_child(path: str, processes: int, warm: bool) -> None:
+    from clio_lite.executor import LocalExecutor
+
+    embeddings = np.load(path)
+    if warm:
+        UMAPReducer(n_components=2, random_state=0).fit_transform(embeddings[:300])
+    clio = Clio(random_state=0, cache_dir=False, verbose=False, executor=LocalExecutor(processes=processes))
+    clio.work_ = {"reduce": {}}
+    load = os.getloadavg()[0]
+    start, cpu = time.perf_counter(), time.process_time()
+    reduced, positions = clio._reduce(embeddings, clio._seeds())
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the worker process, ended with the stage
+    print(json.dumps({
+        "processes": processes, "map_fit": clio.work_["reduce"]["map_fit"], "wall_s": round(wall, 1),
+        "cpu_s_this_process": round(cpu, 1), "cpu_s_worker": round(children.ru_utime + children.ru_stime, 1),
+        "load_1min_before": round(load, 2), "load_1min_after": round(os.getloadavg()[0], 2),
+        "digest": hashlib.sha256(reduced.tobytes() + positions.tobytes()).hexdigest(),
+    }))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--maps", type=int, default=0, metavar="N", help="compare the maps on N conversations")
@@ -203,7 +254,16 @@ def main() -> None:
     parser.add_argument("--transform", type=int, default=0, metavar="N", help="time the 5-D transform on N points")
     parser.add_argument("--fit-limit", type=int, default=50_000, help="UMAP's fit sample for --transform")
     parser.add_argument("--processes", type=int, default=2, help="processes for --transform")
+    parser.add_argument("--beside", type=int, default=0, metavar="N",
+                        help="time the reduce stage with the map's UMAP here or in a worker process, N conversations")
+    parser.add_argument("--warm", action="store_true", help="--beside: numba's code loaded before the stage")
+    parser.add_argument("--repeats", type=int, default=1, help="--beside: pairs of runs")
+    parser.add_argument("--beside-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.beside_child:
+        path, processes, warm = args.beside_child
+        beside_child(path, int(processes), warm == "1")
+        return
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     from umap import UMAP
 
@@ -214,6 +274,8 @@ def main() -> None:
         result["maps"] = maps(args.maps, args.mode, args.map_limits)
     if args.transform:
         result["transform"] = transform(args.transform, args.fit_limit, args.processes)
+    if args.beside:
+        result["beside"] = beside(args.beside, args.warm, args.repeats)
     result["load_average_at_end"] = os.getloadavg()
     print(json.dumps(result, indent=2))
 

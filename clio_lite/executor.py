@@ -24,6 +24,8 @@ import json
 import logging
 import os
 import pickle
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Future
@@ -228,6 +230,45 @@ def _idle_cpus() -> int:
     return max(0, round(_usable_cpus() - load))
 
 
+def _free_cpus(interval: float = 0.2) -> float:
+    """Cores this process could use now: the usable ones less those busy with other processes' work.
+
+    Measured over the next ``interval`` seconds from ``/proc/stat`` (the usable cores' busy time) less this
+    process's own CPU time in the same span. Unlike the one-minute load average (:func:`_idle_cpus`), this does not
+    count the work this process itself just did: after the embed stage has kept every core busy for a minute, the
+    load average still says the machine is full. Where ``/proc/stat`` cannot be read: ``1 + _idle_cpus()``.
+    """
+    usable = _usable_cpus_set()
+
+    def busy_seconds() -> float | None:
+        try:
+            with open("/proc/stat") as stat:
+                lines = [line.split() for line in stat if line.startswith("cpu") and line[3:4].isdigit()]
+        except OSError:
+            return None
+        ticks = 0
+        for fields in lines:
+            if int(fields[0][3:]) in usable:
+                values = [int(value) for value in fields[1:9]]  # user nice system idle iowait irq softirq steal
+                ticks += sum(values) - values[3] - values[4]
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    start, own_start, clock = busy_seconds(), time.process_time(), time.monotonic()
+    if start is None:
+        return float(min(_usable_cpus(), 1 + _idle_cpus()))
+    time.sleep(interval)
+    end, own, elapsed = busy_seconds(), time.process_time() - own_start, time.monotonic() - clock
+    elsewhere = max(0.0, ((end or start) - start - own) / elapsed)
+    return max(0.0, len(usable) - elsewhere)
+
+
+def _usable_cpus_set() -> set[int]:
+    try:
+        return set(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return set(range(os.cpu_count() or 1))
+
+
 def _remote_payload(worker: Any) -> bytes | None:
     """The worker without its loaded models (its ``for_remote()``, if it has one), pickled for a worker process;
     ``None`` if it cannot be."""
@@ -248,7 +289,27 @@ _process_worker: Any = None
 
 def _start_process_worker(payload: bytes) -> None:
     global _process_worker
+    _end_with_parent()
     _process_worker = pickle.loads(payload)
+
+
+def _end_with_parent() -> None:
+    """Have the kernel kill this worker process when the process that started it ends (Linux; elsewhere nothing).
+
+    A run killed with SIGKILL (or for memory) would otherwise leave its idle worker processes behind, each holding
+    its models, and holding open the killed run's output pipes.
+    """
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    try:
+        set_death_signal = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return
+    set_death_signal(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent ended before the signal was set
+        os._exit(1)
 
 
 def _run_in_process_worker(texts: list[str]) -> bytes:
@@ -313,6 +374,108 @@ def _pooled(
     finally:
         # On an error (or a consumer that stopped early) the helpers are stopped, not waited for.
         pool.shutdown(wait=True, kill_workers=not finished)
+
+
+class Beside:
+    """One call, ``worker(argument)``, run in a worker process while this process does other work.
+
+    :meth:`result` waits for it. Should the worker process die, or not start, or should ``worker`` not be
+    picklable, the call runs in this process instead (with a warning): the result is the same. With
+    ``in_worker=False`` it simply runs in this process when :meth:`result` is asked for. Use it as a context
+    manager: leaving the block stops a worker still running (this process failed meanwhile, say).
+
+    Parameters
+    ----------
+    worker : callable
+        Picklable (with cloudpickle); its ``for_remote()``, if it has one, is what is sent.
+    argument : object
+        Sent to the worker process with the call.
+    in_worker : bool
+        Start a worker process (``True``), or run in this process.
+    on_result : callable or None
+        Called once with the result, as soon as it is known: in a thread of this process when the worker process
+        returns it (while this process is still busy with its own work), else in :meth:`result`. What it raises,
+        :meth:`result` raises.
+    """
+
+    def __init__(self, worker: Callable[[Any], Any], argument: Any, in_worker: bool = True,
+                 on_result: Callable[[Any], None] | None = None):
+        self.worker, self.argument, self.on_result = worker, argument, on_result
+        self._pool = self._future = None
+        self._lock = threading.Lock()
+        self._delivered, self._error = False, None
+        payload = _remote_payload(worker) if in_worker else None
+        if payload is None:
+            return
+        from joblib.externals.loky import ProcessPoolExecutor
+
+        try:
+            self._pool = ProcessPoolExecutor(max_workers=1, initializer=_start_process_worker, initargs=(payload,))
+            self._future = self._pool.submit(_run_in_process_worker, argument)
+        except (BrokenExecutor, OSError) as error:
+            self._failed(error)
+            return
+        self._future.add_done_callback(self._on_done)
+
+    @property
+    def in_worker(self) -> bool:
+        """Whether the call was sent to a worker process (it may still have run here, had that process failed)."""
+        return self._future is not None
+
+    def result(self) -> Any:
+        """The call's result (waiting for the worker process, or computing it here)."""
+        value: Any = None
+        if self._future is not None:
+            try:
+                value = self._future.result()
+            except (BrokenExecutor, OSError) as error:
+                self._failed(error)
+            else:
+                self._deliver(value)
+                self.close()
+                return self._raise_or(value)
+        value = self.worker(self.argument)
+        self._deliver(value)
+        return self._raise_or(value)
+
+    def close(self) -> None:
+        """Stop the worker process (killed if its call is still running)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, kill_workers=not (self._future is not None and self._future.done()))
+            self._pool = None
+
+    def __enter__(self) -> Beside:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def _failed(self, error: BaseException) -> None:
+        logger.warning("a worker process failed (%s: %s); %s runs in this process",
+                       type(error).__name__, error, getattr(self.worker, "stage", "its work"))
+        self._future = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, kill_workers=True)
+            self._pool = None
+
+    def _on_done(self, future: Future) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._deliver(future.result())
+
+    def _deliver(self, value: Any) -> None:
+        with self._lock:  # once, whichever thread comes first; the other waits until it is done
+            if self._delivered or self.on_result is None:
+                return
+            self._delivered = True
+            try:
+                self.on_result(value)
+            except Exception as error:  # noqa: BLE001 - raised again by result(), in the caller's thread
+                self._error = error
+
+    def _raise_or(self, value: Any) -> Any:
+        if self._error is not None:
+            raise self._error
+        return value
 
 
 class _RayChunkMapper:

@@ -16,7 +16,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from .facets import compute_facets, facet_keys, keep_mask, resolve
 from .io import load_conversations
 from .name import KeywordNamer, NodeToName
 from .privacy import gate, tree_breakdowns
-from .reduce import SampledMap, UMAPReducer, transform_blocks
+from .reduce import SampledMap, UMAPReducer, fit_sample_beside, transform_blocks
 from .release import SCHEMA_VERSION, ClusterNode, ClusterTree, Release
 from .schema import Conversations
 from .scrub import PatternScrubber, PresidioScrubber
@@ -95,8 +95,10 @@ class Clio(BaseEstimator):
         Where the scrub and embed stages run: on this machine (``None``, ``"local"``: scrubbing spreads over idle
         cores when there is enough of it, see :class:`clio_lite.executor.LocalExecutor`) or as Ray Data jobs on a Ray
         cluster (``"ray"``: the cluster in ``RAY_ADDRESS``, or a local one; or a
-        :class:`clio_lite.executor.RayExecutor` with an address). Clustering always runs here. Does not change
-        the release.
+        :class:`clio_lite.executor.RayExecutor` with an address). Clustering always runs here. The reduce stage
+        fits the default map's UMAP in a worker process beside the clustering UMAP when a core is free (a
+        ``LocalExecutor``'s ``processes``: ``"auto"``, or ``1`` never, ``2`` or more always). Does not change the
+        release.
     umap_fit_limit : int or None
         Above this many conversations, each UMAP is fitted on a seeded sample of this size and the rest is placed
         with ``transform`` (a reducer without ``transform`` is fitted on everything); ``None`` always fits on all.
@@ -537,33 +539,82 @@ class Clio(BaseEstimator):
         """The clustering space and the map, each checkpointed under (its input, its reducer's config, fit limit).
 
         The default map (:class:`SampledMap`: UMAP of a sample of the embeddings, the rest placed by their neighbours
-        in the clustering space) is keyed by the embeddings and the reduced points; a ``map_reducer`` of one's own
-        reduces the embeddings, keyed like the clustering space.
+        in the clustering space) is fitted beside the clustering space (:meth:`_reduce_with_sampled_map`); a
+        ``map_reducer`` of one's own reduces the embeddings after it, keyed like the clustering space.
         """
         root = self._cache_root()
         store = ArrayCheckpoints(root / "checkpoints") if root is not None else None
         input_hash = hash_array(embeddings) if store is not None else ""
         reducer = _seeded(_or_default(self.reducer, UMAPReducer, n_components=5), seeds[0])
         with tqdm(total=2, desc="Reducing (UMAP)", disable=not self.verbose) as progress:
+            if self.map_reducer is None:
+                return self._reduce_with_sampled_map(reducer, embeddings, input_hash, store, seeds, progress.update)
             reduced = self._reduce_one("reduced", reducer, embeddings, input_hash, store, self.umap_fit_limit, seeds[0])
             progress.update()
-            if self.map_reducer is None:
-                map_reducer = SampledMap(fit_limit=self.map_fit_limit, random_state=seeds[1])
-                key = store.key(input_hash, hash_array(reduced), fingerprint(map_reducer)) if store else ""
-                positions = store.load("reduce", key, "positions") if store is not None else None
-                self.work_["reduce"]["positions"] = "checkpoint" if positions is not None else "computed"
-                if positions is None:
-                    positions = map_reducer.fit_transform(embeddings, space=reduced)
-                    if store is not None:
-                        store.save("reduce", key, "positions", positions)
-                positions = np.asarray(positions)
-            else:
-                map_reducer = _seeded(self.map_reducer, seeds[1])
-                positions = self._reduce_one(
-                    "positions", map_reducer, embeddings, input_hash, store, self.umap_fit_limit, seeds[1]
-                )
+            map_reducer = _seeded(self.map_reducer, seeds[1])
+            positions = self._reduce_one(
+                "positions", map_reducer, embeddings, input_hash, store, self.umap_fit_limit, seeds[1]
+            )
             progress.update()
         return reduced, positions
+
+    def _reduce_with_sampled_map(self, reducer: Any, embeddings: np.ndarray, input_hash: str,
+                                 store: ArrayCheckpoints | None, seeds: list[int | None],
+                                 done: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The clustering space and the default map, the map's UMAP fitted in a worker process meanwhile when it pays.
+
+        The map's UMAP (of its sample, or of every point up to ``map_fit_limit``) reads the embeddings only; only
+        the placing of the points outside its sample (cheap) needs the clustering space. So the two UMAPs, each
+        single-threaded with a seed, run side by side (:func:`clio_lite.reduce.fit_sample_beside`; the executor's
+        ``processes``, ``"auto"`` for Ray, says whether), and give the bytes they give one after the other.
+        Checkpoints: the map's UMAP under (embeddings, ``SampledMap`` config) as soon as it is done, as
+        ``positions`` when it is the whole map, else as ``map_sample``, the placed map then under (embeddings, the
+        5-D points, config). So a run killed after one UMAP and before the other computes only the other.
+        """
+        work = self.work_["reduce"]
+        sampled_map = SampledMap(fit_limit=self.map_fit_limit, random_state=seeds[1])
+        sample = sampled_map.sample(len(embeddings))
+        map_key = store.key(input_hash, fingerprint(sampled_map)) if store is not None else ""
+        fitted_name = "positions" if sample is None else "map_sample"
+
+        def load(key: str, name: str) -> np.ndarray | None:
+            return store.load("reduce", key, name) if store is not None else None
+
+        def placed_key(reduced: np.ndarray) -> str:
+            return store.key(input_hash, hash_array(reduced), fingerprint(sampled_map)) if store is not None else ""
+
+        # Read here to know what is left to do (and read again, from the page cache, by _reduce_one below).
+        reduced = load(store.key(input_hash, fingerprint(reducer, fit_limit=self.umap_fit_limit)) if store else "",
+                       "reduced")
+        fitted = load(map_key, fitted_name)
+        positions = fitted if sample is None else None
+        if sample is not None and reduced is not None:
+            positions = load(placed_key(reduced), "positions")
+        if sample is not None and positions is None:
+            work["map_sample"] = "checkpoint" if fitted is not None else "computed"
+
+        job = None
+        if positions is None and fitted is None:
+            rows = embeddings if sample is None else np.asarray(embeddings[sample], dtype=np.float32)
+            keep = (lambda value: store.save("reduce", map_key, fitted_name, value)) if store is not None else None
+            # With the clustering space read back there is nothing to fit beside: the map is fitted here.
+            processes = getattr(make_executor(self.executor), "processes", "auto") if reduced is None else 1
+            job = fit_sample_beside(sampled_map, rows, processes=processes, on_result=keep)
+        with job if job is not None else nullcontext():
+            reduced = self._reduce_one("reduced", reducer, embeddings, input_hash, store, self.umap_fit_limit, seeds[0])
+            done()
+            if job is not None:
+                work["map_fit"] = "worker process" if job.in_worker else "this process"
+                fitted = job.result()
+        if positions is None and sample is not None:
+            positions = load(placed_key(reduced), "positions")
+        work["positions"] = "checkpoint" if positions is not None else "computed"
+        if positions is None:
+            positions = sampled_map.place(np.asarray(fitted), reduced, sample)
+            if store is not None and sample is not None:  # the whole map is saved already, as soon as it was done
+                store.save("reduce", placed_key(reduced), "positions", positions)
+        done()
+        return reduced, np.asarray(positions)
 
     def _reduce_one(self, name: str, reducer: Any, X: np.ndarray, input_hash: str, store: ArrayCheckpoints | None,
                     fit_limit: int | None, seed: int | None) -> np.ndarray:

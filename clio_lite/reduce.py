@@ -279,20 +279,81 @@ class SampledMap:
 
         ``X`` is what UMAP maps (the embeddings, cosine); ``space`` (same rows; ``X`` if omitted) is where the
         points outside the sample find their nearest sample points: the low-dimensional clustering space, where an
-        exact neighbour query is cheap.
+        exact neighbour query is cheap. The same as :meth:`sample`, then :meth:`fit_sample` of the sample's rows,
+        then :meth:`place`.
         """
-        n = len(X)
-        umap = UMAPReducer(n_components=2, n_neighbors=self.n_neighbors, random_state=self.random_state)
+        sample = self.sample(len(X))
+        fitted = self.fit_sample(X if sample is None else np.asarray(X[sample], dtype=np.float32))
+        return self.place(fitted, X if space is None else space, sample)
+
+    def sample(self, n: int) -> np.ndarray | None:
+        """The rows UMAP fits, as a boolean mask over ``n`` rows (seeded); ``None`` when it fits all of them."""
         if self.fit_limit is None or n <= self.fit_limit:
-            return umap.fit_transform(X)
-        space = X if space is None else space
+            return None
         rng = np.random.default_rng(self.random_state if self.random_state is not None else 0)
         sample = np.zeros(n, dtype=bool)
         sample[rng.choice(n, size=max(1, self.fit_limit), replace=False)] = True
-        out = np.empty((n, 2), dtype=np.float32)
-        out[sample] = umap.fit_transform(np.asarray(X[sample], dtype=np.float32))
+        return sample
+
+    def fit_sample(self, X: np.ndarray) -> np.ndarray:
+        """UMAP to 2-D of the sample's rows (all rows when :meth:`sample` is ``None``): their positions, float32.
+
+        The map's one costly step, and the only one that reads the embeddings; it does not need the clustering
+        space, so it can run beside the clustering UMAP (:func:`fit_sample_beside`).
+        """
+        umap = UMAPReducer(n_components=2, n_neighbors=self.n_neighbors, random_state=self.random_state)
+        return umap.fit_transform(X)
+
+    def place(self, fitted: np.ndarray, space: np.ndarray, sample: np.ndarray | None) -> np.ndarray:
+        """Every row's position: the sample's ``fitted`` ones, and each other row placed by its ``k`` nearest sample
+        rows in ``space`` (:func:`place_by_neighbours`). With ``sample=None`` ``fitted`` is the map already."""
+        if sample is None:
+            return fitted
+        out = np.empty((len(sample), 2), dtype=np.float32)
+        out[sample] = fitted
         out[~sample] = place_by_neighbours(space[~sample], space[sample], out[sample], k=self.k)
         return out
+
+
+class _SampleFit:
+    """The map's UMAP of the sample's rows (:meth:`SampledMap.fit_sample`), as a worker process runs it."""
+
+    stage = "the map's UMAP"
+
+    def __init__(self, sampled_map: SampledMap):
+        self.sampled_map = sampled_map
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        return self.sampled_map.fit_sample(X)
+
+
+#: ``processes="auto"`` fits the map's UMAP in a worker process from this many rows. The worker's start (spawn,
+#: imports, numba's cached UMAP code) costs about 2 CPU seconds; the clustering UMAP it runs beside takes about 2 s
+#: per 1,000 rows, so below about 1,000 rows the worker would cost more than it saves (measured: docs/scaling.md,
+#: "The two UMAPs side by side").
+MIN_ROWS_FOR_MAP_PROCESS = 2_000
+
+
+def fit_sample_beside(
+    sampled_map: SampledMap, X: np.ndarray, processes: int | str = "auto", on_result: Any = None
+) -> Any:
+    """Start the map's UMAP of the sample's rows ``X`` in a worker process, while this process does something else
+    (the clustering UMAP); :class:`clio_lite.executor.Beside`'s ``result()`` gives the positions.
+
+    UMAP with a seed runs single-threaded, so the two UMAPs, one after the other, leave a core idle. With a seed
+    UMAP's output depends on its input and settings only, so the worker's positions are the bytes this process
+    would compute (``tests/test_reduce.py``). ``processes="auto"``: in a worker when there are at least
+    :data:`MIN_ROWS_FOR_MAP_PROCESS` rows and two cores free for this process (:func:`clio_lite.executor._free_cpus`);
+    ``1``: here (when ``result()`` is asked for); ``2`` or more: in a worker. Should the worker fail, the fit runs
+    here. ``on_result(positions)`` is called once, as soon as they are known (in a thread of this process when the
+    worker finishes: e.g. to checkpoint them while the clustering UMAP still runs).
+    """
+    from .executor import Beside, _free_cpus
+
+    if processes == "auto":  # two cores free (to the nearest core): one for this process, one for the worker
+        processes = 2 if len(X) >= MIN_ROWS_FOR_MAP_PROCESS and _free_cpus() >= 1.5 else 1
+    in_worker = int(processes) >= 2
+    return Beside(_SampleFit(sampled_map), X, in_worker=in_worker, on_result=on_result)
 
 
 class _BlockTransformer:

@@ -113,3 +113,32 @@ def run_python(
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert done.returncode == 0 and lines, f"child failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
     return json.loads(lines[-1])
+
+
+class KilledAfterTheMap:
+    """A clustering reducer (PCA to ``n_components``) for a run killed between the reduce stage's two UMAPs.
+
+    When the environment variable ``CLIO_TEST_KILL_MARKER`` names a file that does not exist yet, it first waits
+    until the default map, fitted beside it in a worker process, is checkpointed under ``CLIO_TEST_CACHE``, then
+    creates the marker and kills its own process with SIGKILL, for real, before the clustering space exists.
+    Otherwise (the marker exists, or no variable) it is plain PCA.
+    """
+
+    def __init__(self, n_components: int = 5):
+        self.n_components = n_components
+
+    def fit_transform(self, X):
+        import signal
+        import time
+
+        from sklearn.decomposition import PCA
+
+        marker = os.environ.get("CLIO_TEST_KILL_MARKER")
+        if marker and not Path(marker).exists():
+            reduce_dir = Path(os.environ["CLIO_TEST_CACHE"]) / "checkpoints" / "reduce"
+            deadline = time.monotonic() + 600
+            while not list(reduce_dir.glob("*/positions.npy")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            Path(marker).touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return PCA(n_components=self.n_components).fit_transform(X)

@@ -1,9 +1,14 @@
-"""The model stages run de-duplicated, cached and chunked, in this process or on a real local Ray cluster."""
+"""The model stages run de-duplicated, cached and chunked, in this process or on a real local Ray cluster; one call
+runs in a worker process beside this one; the cores free for this process are measured."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,10 +21,13 @@ from clio_lite.checkpoint import ResultCache, fingerprint
 from clio_lite.cluster import HDBSCANClusterer
 from clio_lite.embed import SentenceTransformerEmbedder
 from clio_lite.executor import (
+    Beside,
     EmbedWorker,
     LocalExecutor,
     RayExecutor,
     ScrubWorker,
+    _free_cpus,
+    _usable_cpus,
     embed_texts,
     placeholder_counts,
     scrub_texts,
@@ -201,6 +209,114 @@ def test_when_a_worker_process_dies_this_process_scrubs_the_rest(monkeypatch, ca
         scrubbed, counts, work = scrub_texts(DyingScrubber(), texts, executor=LocalExecutor(processes=2))
     assert "worker process failed" in caplog.text
     assert (scrubbed, counts, work) == scrub_texts(PresidioScrubber(), texts, executor=LocalExecutor(processes=1))
+
+
+# -- one call beside this process -----------------------------------------------------------------------------------
+
+
+class Doubling:
+    """Doubles an array, and says which process did it; dies (as an out-of-memory kill would) in any process but
+    the one that made it when ``die_elsewhere``; sleeps first when ``sleep`` (after noting its process in
+    ``pid_file``)."""
+
+    stage = "doubling"
+
+    def __init__(self, die_elsewhere: bool = False, sleep: float = 0.0, pid_file: str | None = None):
+        self.home, self.die_elsewhere, self.sleep, self.pid_file = os.getpid(), die_elsewhere, sleep, pid_file
+
+    def __call__(self, values: np.ndarray) -> tuple[int, np.ndarray]:
+        if self.pid_file:
+            Path(self.pid_file).write_text(str(os.getpid()))
+        time.sleep(self.sleep)
+        if self.die_elsewhere and os.getpid() != self.home:
+            os._exit(1)
+        return os.getpid(), values * 2
+
+
+def test_a_call_beside_runs_in_a_worker_process_and_hands_its_result_on_once():
+    values = np.arange(6.0)
+    received = []
+    with Beside(Doubling(), values, on_result=received.append) as job:
+        assert job.in_worker
+        pid, doubled = job.result()
+    assert pid != os.getpid() and doubled.tolist() == (values * 2).tolist()
+    assert len(received) == 1 and received[0][0] == pid
+    with Beside(Doubling(), values, in_worker=False, on_result=received.append) as job:
+        assert not job.in_worker and job.result()[0] == os.getpid()
+    assert len(received) == 2
+
+
+def test_when_the_worker_process_dies_the_call_runs_here(caplog):
+    received = []
+    dying = Beside(Doubling(die_elsewhere=True), np.ones(3), on_result=received.append)
+    with caplog.at_level("WARNING", logger="clio_lite.executor"), dying as job:
+        pid, doubled = job.result()
+    assert "worker process failed" in caplog.text and "doubling runs in this process" in caplog.text
+    assert pid == os.getpid() and doubled.tolist() == [2.0, 2.0, 2.0]
+    assert len(received) == 1
+
+
+def test_a_call_that_cannot_be_pickled_runs_here():
+    class Locked(Doubling):  # a local class holding a lock: not picklable
+        def __init__(self):
+            super().__init__()
+            self.lock = threading.Lock()
+
+    with Beside(Locked(), np.ones(2)) as job:
+        assert not job.in_worker and job.result()[0] == os.getpid()
+
+
+def test_leaving_the_block_stops_a_worker_process_still_running(tmp_path):
+    pid_file = tmp_path / "pid"
+    with Beside(Doubling(sleep=120, pid_file=str(pid_file)), np.ones(2)) as job:
+        assert job.in_worker
+        deadline = time.monotonic() + 120
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_what_on_result_raises_the_result_raises():
+    def refuse(_):
+        raise OSError("no space left on device")
+
+    with Beside(Doubling(), np.ones(2), on_result=refuse) as job, pytest.raises(OSError, match="no space"):
+        job.result()
+
+
+def _spin(seconds: float) -> None:
+    """Keep one core busy outside the GIL (hashing a large buffer) for ``seconds``."""
+    block, end = b"x" * 8_000_000, time.monotonic() + seconds
+    while time.monotonic() < end:
+        hashlib.sha256(block).digest()
+
+
+def test_free_cores_count_other_processes_work_but_not_this_ones():
+    cores = _usable_cpus()
+    assert 0.0 <= _free_cpus(interval=0.2) <= cores
+    spin = "import hashlib, time\nblock = b'x' * 8_000_000\nwhile True: hashlib.sha256(block).digest()"
+    others = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(cores)]
+    try:
+        time.sleep(0.5)  # started and spinning
+        busy_elsewhere = _free_cpus(interval=0.5)
+    finally:
+        for process in others:
+            process.kill()
+            process.wait()
+    threads = [threading.Thread(target=_spin, args=(1.5,)) for _ in range(cores)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    busy_here = _free_cpus(interval=0.5)
+    for thread in threads:
+        thread.join()
+    # Every core busy with other processes: none free. This process busy on every core (as after the embed stage):
+    # what it uses itself is not taken away (on a machine others share, they keep their part).
+    assert busy_elsewhere < 0.5
+    assert busy_here > busy_elsewhere + 0.25
 
 
 # -- Ray: a real local cluster, started here ---------------------------------------------------------------------

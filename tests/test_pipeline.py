@@ -250,6 +250,33 @@ def test_above_the_fit_limit_the_reducer_is_fitted_on_a_sample_and_places_the_re
     assert np.array_equal(fit_transform_sampled(NoTransform(), X, limit=100, seed=3), X[:, :2] * 2)
 
 
+def test_the_maps_umap_in_a_worker_process_gives_the_sequential_runs_umaps_and_release(
+    corpus, embedding_cache, fitted, saved_release, tmp_path
+):
+    import sqlite3
+    from contextlib import closing
+
+    from clio_lite.executor import LocalExecutor
+
+    # The session's fit is the sequential run: 1,000 conversations are too few for "auto" to start a worker.
+    assert fitted.work_["reduce"]["map_fit"] == "this process"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with closing(sqlite3.connect(embedding_cache / "results.sqlite")) as source, \
+            closing(sqlite3.connect(cache / "results.sqlite")) as copy:
+        source.backup(copy)  # scrub and embed come from the cache; both UMAPs run again
+    clio = Clio(cache_dir=cache, executor=LocalExecutor(processes=2), **E2E_PARAMS).fit(corpus)
+    assert clio.work_["reduce"] == {"reduced": "computed", "positions": "computed", "map_fit": "worker process"}
+    assert clio.work_["embed"]["computed"] == 0
+    made = sorted((cache / "checkpoints" / "reduce").glob("*/*.npy"))
+    assert sorted(path.stem for path in made) == ["positions", "reduced"]
+    for path in made:  # the same keys, the same bytes
+        assert path.read_bytes() == (embedding_cache / path.relative_to(cache)).read_bytes(), path.stem
+    release = clio.release_.save(tmp_path / "release")
+    for name in ("tree.json", "nodes.parquet", "manifest.json"):
+        assert (release / name).read_bytes() == (saved_release / name).read_bytes(), name
+
+
 def test_a_map_reducer_of_ones_own_reduces_the_embeddings_and_places_the_released_clusters(
     corpus, embedding_cache, fitted
 ):

@@ -1,5 +1,5 @@
 """UMAP reduction: shapes, seeded reproducibility, tiny inputs; exact neighbours and cached numba code; the cheap
-map; blocks placed in processes."""
+map, its UMAP in a worker process; blocks placed in processes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -18,7 +19,14 @@ from sklearn.datasets import make_blobs
 from sklearn.decomposition import PCA
 
 from clio_lite.pipeline import fit_transform_sampled
-from clio_lite.reduce import SampledMap, UMAPReducer, exact_neighbours, place_by_neighbours, transform_blocks
+from clio_lite.reduce import (
+    SampledMap,
+    UMAPReducer,
+    exact_neighbours,
+    fit_sample_beside,
+    place_by_neighbours,
+    transform_blocks,
+)
 
 
 def test_seeded_umap_is_reproducible_and_has_the_requested_dimensions():
@@ -182,6 +190,55 @@ def test_placed_points_lie_within_their_anchors_hull(n_anchors, k, seed):
     placed = place_by_neighbours(rng.normal(size=(30, 5)), anchors, positions, k=k)
     # an inverse-distance-weighted mean is a convex combination: inside the anchors' bounding box
     assert (placed >= positions.min(axis=0) - 1e-5).all() and (placed <= positions.max(axis=0) + 1e-5).all()
+
+
+@pytest.mark.parametrize("n, limit", [(600, 200), (300, 1000)])
+def test_the_map_in_parts_sample_fit_and_place_is_its_fit_transform(n, limit):
+    X, space, _ = _embeddings_and_space(n)
+    sampled_map = SampledMap(fit_limit=limit, k=4, random_state=5)
+    sample = sampled_map.sample(n)
+    assert (sample is None) == (n <= limit)
+    if sample is not None:
+        assert sample.dtype == bool and sample.sum() == limit
+        assert np.array_equal(sample, sampled_map.sample(n))  # seeded
+    fitted = sampled_map.fit_sample(X if sample is None else X[sample])
+    whole = sampled_map.place(fitted, space, sample)
+    assert whole.tobytes() == sampled_map.fit_transform(X, space=space).tobytes()
+
+
+def test_the_maps_umap_fitted_in_a_worker_process_gives_the_bytes_of_this_process(caplog):
+    X, _, _ = _embeddings_and_space(400, seed=2)
+    sampled_map = SampledMap(random_state=9)
+    here = sampled_map.fit_sample(X)
+    received, delivered = [], threading.Event()
+
+    def keep(positions):
+        received.append((positions, threading.current_thread() is threading.main_thread()))
+        delivered.set()
+
+    with caplog.at_level(logging.WARNING), fit_sample_beside(sampled_map, X, processes=2, on_result=keep) as job:
+        assert job.in_worker
+        # Handed over as soon as the worker is done, while this process is still busy with its own work.
+        assert delivered.wait(timeout=300)
+        there = job.result()
+    assert not [r for r in caplog.records if "worker process failed" in r.getMessage()]
+    assert there.tobytes() == here.tobytes()
+    assert len(received) == 1 and received[0][0].tobytes() == here.tobytes() and not received[0][1]
+
+
+def test_the_map_is_fitted_in_a_worker_only_for_enough_rows_and_free_cores(monkeypatch):
+    X, _, _ = _embeddings_and_space(60)
+    monkeypatch.setattr("clio_lite.reduce.MIN_ROWS_FOR_MAP_PROCESS", 50)
+    monkeypatch.setattr("clio_lite.executor._free_cpus", lambda: 0.8)  # one core, this process's
+    with fit_sample_beside(SampledMap(random_state=0), X) as job:
+        assert not job.in_worker
+    monkeypatch.setattr("clio_lite.executor._free_cpus", lambda: 1.7)  # about two
+    with fit_sample_beside(SampledMap(random_state=0), X) as job:
+        assert job.in_worker  # (stopped unfinished when the block ends: its bytes are tested above)
+    with fit_sample_beside(SampledMap(random_state=0), X[:49]) as job:  # too few rows for a worker to pay
+        assert not job.in_worker
+    with fit_sample_beside(SampledMap(random_state=0), X, processes=1) as job:
+        assert not job.in_worker
 
 
 # -- the clustering UMAP above its fit limit: blocks placed in worker processes give the same bytes ------------

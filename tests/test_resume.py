@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT
@@ -129,7 +130,7 @@ def test_a_finished_run_started_again_computes_nothing_and_reads_its_checkpoints
     records = generate_conversations(120, seed=3)
     params = dict(min_users=3, min_conversations=5, random_state=0, verbose=False, cache_dir=tmp_path / "cache")
     first = Clio(**params).fit(records)
-    assert first.work_["reduce"] == {"reduced": "computed", "positions": "computed"}
+    assert first.work_["reduce"] == {"reduced": "computed", "positions": "computed", "map_fit": "this process"}
     again = Clio(**params).fit(records)
     assert again.work_["scrub"]["computed"] == again.work_["embed"]["computed"] == 0
     assert again.work_["reduce"] == {"reduced": "checkpoint", "positions": "checkpoint"}
@@ -137,6 +138,87 @@ def test_a_finished_run_started_again_computes_nothing_and_reads_its_checkpoints
     assert again.release_.manifest["scrubbed_entities"] == first.release_.manifest["scrubbed_entities"]
     # The map's checkpoint is keyed by its own settings: a new map_fit_limit redraws the map only.
     new_map = Clio(**params, map_fit_limit=50).fit(records)
-    assert new_map.work_["reduce"] == {"reduced": "checkpoint", "positions": "computed"}
+    assert new_map.work_["reduce"] == {
+        "reduced": "checkpoint", "map_sample": "computed", "map_fit": "this process", "positions": "computed"
+    }
     assert [n.id for n in new_map.release_.tree.nodes] == [n.id for n in first.release_.tree.nodes]
     assert [(n.x, n.y) for n in new_map.release_.tree.nodes] != [(n.x, n.y) for n in first.release_.tree.nodes]
+
+
+def _reduce_checkpoints(cache: Path) -> set[Path]:
+    return set((cache / "checkpoints" / "reduce").glob("*/*.npy"))
+
+
+def test_a_run_with_one_of_the_two_umaps_checkpointed_computes_only_the_other(tmp_path):
+    """The state a kill between the two UMAPs leaves (they run side by side, either may finish first)."""
+    from clio_lite import Clio
+    from fixtures.generate import generate_conversations
+
+    records = generate_conversations(120, seed=3)
+    cache = tmp_path / "cache"
+    params = dict(min_users=3, min_conversations=5, random_state=0, verbose=False, cache_dir=cache)
+    whole = Clio(**params).fit(records)  # 120 points: the map is one UMAP of all of them
+    files = {path.stem: path for path in _reduce_checkpoints(cache)}
+    assert set(files) == {"reduced", "positions"}
+    files["reduced"].unlink()  # killed before the clustering space was done, after the map
+    again = Clio(**params).fit(records)
+    assert again.work_["reduce"] == {"reduced": "computed", "positions": "checkpoint"}
+    files["positions"].unlink()  # killed before the map was done, after the clustering space
+    again = Clio(**params).fit(records)
+    assert again.work_["reduce"] == {"reduced": "checkpoint", "positions": "computed", "map_fit": "this process"}
+    assert again.release_.tree.digest() == whole.release_.tree.digest()
+
+    before = _reduce_checkpoints(cache)
+    sampled = Clio(**params, map_fit_limit=50).fit(records)  # the map: UMAP of 50 points, the others placed
+    made = {path.stem: path for path in _reduce_checkpoints(cache) - before}
+    assert set(made) == {"map_sample", "positions"} and np.load(made["map_sample"]).shape == (50, 2)
+    placed = made["positions"].read_bytes()
+    made["positions"].unlink()
+    next(path for path in before if path.stem == "reduced").unlink()  # the map's UMAP done, nothing else
+    again = Clio(**params, map_fit_limit=50).fit(records)
+    assert again.work_["reduce"] == {"reduced": "computed", "map_sample": "checkpoint", "positions": "computed"}
+    assert [(n.x, n.y) for n in again.release_.tree.nodes] == [(n.x, n.y) for n in sampled.release_.tree.nodes]
+    assert made["positions"].read_bytes() == placed
+
+
+KILL_SCRIPT = """
+import json, sys
+from clio_lite import Clio
+from clio_lite.executor import LocalExecutor
+from fixtures.generate import generate_conversations
+from tests.faults import KilledAfterTheMap
+
+clio = Clio(min_users=3, min_conversations=5, random_state=0, verbose=False, cache_dir=sys.argv[1],
+            reducer=KilledAfterTheMap(), executor=LocalExecutor(processes=2))
+clio.fit(generate_conversations(120, seed=3))
+clio.release_.save(sys.argv[2])
+json.dump(clio.work_, open(sys.argv[3], "w"))
+"""
+
+
+def test_a_run_killed_while_the_clustering_space_is_fitted_keeps_the_map_its_worker_process_made(tmp_path):
+    from clio_lite import Clio
+    from clio_lite.executor import LocalExecutor
+    from fixtures.generate import generate_conversations
+    from tests.faults import KilledAfterTheMap
+
+    cache, marker = tmp_path / "cache", tmp_path / "killed-once"
+    env = {**os.environ, "CLIO_TEST_KILL_MARKER": str(marker), "CLIO_TEST_CACHE": str(cache),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-c", KILL_SCRIPT, str(cache), str(tmp_path / "release"), str(tmp_path / "work.json")]
+    killed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=600, check=False)
+    assert killed.returncode == -signal.SIGKILL and marker.exists(), killed.stderr.decode()[-2000:]
+    assert [path.stem for path in _reduce_checkpoints(cache)] == ["positions"]  # the map, from the worker process
+
+    resumed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=600, check=False)
+    assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
+    work = json.loads((tmp_path / "work.json").read_text())
+    assert work["reduce"] == {"reduced": "computed", "positions": "checkpoint"}
+    assert work["scrub"]["computed"] == work["embed"]["computed"] == 0
+
+    uninterrupted = Clio(min_users=3, min_conversations=5, random_state=0, verbose=False, cache_dir=tmp_path / "other",
+                         reducer=KilledAfterTheMap(), executor=LocalExecutor(processes=1))
+    saved = uninterrupted.fit(generate_conversations(120, seed=3)).release_.save(tmp_path / "uninterrupted")
+    assert uninterrupted.work_["reduce"]["map_fit"] == "this process"
+    for name in ("tree.json", "nodes.parquet", "manifest.json"):
+        assert (tmp_path / "release" / name).read_bytes() == (saved / name).read_bytes(), name
