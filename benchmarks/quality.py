@@ -34,6 +34,10 @@ for each ``HDBSCANClusterer`` setting given, and ``--clusterer`` adds clio_lite 
 into ``.cache/models``) instead of MiniLM: its quality cost (docs/scaling.md, "Fast mode"). ``--embedder onnx`` and
 ``--embedder onnx-int8`` run MiniLM with onnxruntime (``SentenceTransformerEmbedder(backend=...)``, exported once into
 ``.cache/models``): the same model, fp32 or with int8 weights.
+
+``--umap-epochs N`` runs both tools' 5-D UMAP with ``N`` layout epochs (``UMAPReducer(n_epochs=N)``) instead of
+UMAP's rule (500 up to 10,000 points, 200 above): the quality cost of fewer epochs (docs/quality.md, "Speed options
+and their quality cost"). The output then names ``umap_epochs``; without the option it is as before.
 """
 
 from __future__ import annotations
@@ -197,22 +201,28 @@ class VectorCache:
         path.with_suffix(".tmp.npy").replace(path)
 
 
-def reduce_cached(cache: VectorCache, embeddings: np.ndarray, model_id: str, seed: int) -> tuple[np.ndarray, float]:
+def reduce_cached(
+    cache: VectorCache, embeddings: np.ndarray, model_id: str, seed: int, n_epochs: int | None = None
+) -> tuple[np.ndarray, float]:
     """clio_lite's seeded 5-D UMAP of ``embeddings``, from the cache when it was computed before; and its seconds.
 
     The seconds are those of the run that computed it (kept beside the vectors), so tables stay comparable.
+    ``n_epochs`` is ``UMAPReducer``'s (``None``: UMAP's own rule, 500 epochs up to 10,000 points, 200 above); a
+    number is part of the cache key, ``None`` leaves the key as it always was.
     """
     import hashlib
 
     digest = hashlib.sha256(np.ascontiguousarray(embeddings).tobytes()).hexdigest()
     key = f"{model_id}|{digest}|umap n_components=5 n_neighbors=15 min_dist=0 cosine|seed={seed}"
+    if n_epochs is not None:
+        key += f"|n_epochs={n_epochs}"
     reduced = cache.load_array("umap", key)
     timing = cache.load_texts("umap-seconds", key)
     if reduced is not None and timing is not None:
         logger.info("seed %d: UMAP vectors from the cache", seed)
         return reduced, float(timing[0])
     tic = time.perf_counter()
-    reduced = UMAPReducer(n_components=5, random_state=seed).fit_transform(embeddings)
+    reduced = UMAPReducer(n_components=5, random_state=seed, n_epochs=n_epochs).fit_transform(embeddings)
     seconds = round(time.perf_counter() - tic, 1)
     cache.save_array("umap", key, reduced)
     cache.save_texts("umap-seconds", key, [str(seconds)])
@@ -550,6 +560,11 @@ def main() -> None:
         help="all-MiniLM-L6-v2 with torch (default) or onnxruntime (fp32 or int8), or the fast mode's static model "
              "distilled from it",
     )
+    parser.add_argument(
+        "--umap-epochs", type=int, default=None, metavar="N",
+        help="UMAP layout epochs for clio_lite's reduction and BERTopic's (UMAPReducer(n_epochs=N)); default: UMAP's "
+             "rule, 500 up to 10,000 points and 200 above",
+    )
     args = parser.parse_args()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("BERTopic", "presidio-analyzer", "sentence_transformers", "clio_lite"):
@@ -609,7 +624,7 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     umap_checks: list[dict[str, Any]] = []
     for seed in args.seeds:
-        reduced, umap_seconds = reduce_cached(cache, embeddings, embedder.model_id, seed)
+        reduced, umap_seconds = reduce_cached(cache, embeddings, embedder.model_id, seed, args.umap_epochs)
         if args.prepare_only:
             continue
         if args.tune:
@@ -633,7 +648,8 @@ def main() -> None:
 
         for i, size in enumerate(args.min_sizes):
             if i == 0 and not args.reuse_umap:  # BERTopic's own seeded UMAP, checked against clio_lite's reduction
-                umap_model = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=seed)
+                umap_model = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=seed,
+                                  n_epochs=args.umap_epochs)
             else:
                 umap_model = PrecomputedReducer(embeddings, reduced)
             run, model = run_bertopic(
@@ -653,11 +669,13 @@ def main() -> None:
             runs.append(run)
             logger.info("seed %d: bertopic %s: %s", seed, run["config"], json.dumps(run["leaves"]))
 
+    options = {"umap_epochs": args.umap_epochs} if args.umap_epochs is not None else {}
     print(json.dumps({
         "dataset": args.dataset,
         "records": len(records),
         "limit": args.limit,
         "embedder": embedder.model_id,
+        **options,
         "gold_classes": {name: int(len(np.unique(values))) for name, values in gold.items()},
         "seeds": args.seeds,
         "top_target": args.top,
