@@ -519,6 +519,46 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def comparison_table(paths: Sequence[Path]) -> str:
+    """A markdown table of saved runs (this script's JSON output), one row per file and clio_lite configuration.
+
+    Mean ± standard deviation over the seeds of leaf NMI and ARI against the fine gold label (over all documents,
+    outliers one more label, and over clustered documents only), the leaves' outlier share, the clusters per level
+    and the UMAP seconds; the rows are in the order of ``paths``.
+    """
+    header = (
+        "| run | configuration | seeds | leaf NMI all | leaf ARI all | leaf NMI clustered | leaf ARI clustered "
+        "| outlier share | leaves | clusters per level | UMAP s |"
+    )
+    lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
+    for path in paths:
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+        fine = next(iter(result["gold_classes"]))
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for run in result["runs"]:
+            if run["tool"] == "clio_lite":
+                grouped.setdefault(run["config"], []).append(run)
+        for config, runs in grouped.items():
+
+            def cell(values: list[float], digits: int = 3) -> str:
+                return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
+
+            scores = [run["leaves"][f"vs_{fine}"] for run in runs]
+            levels = Counter(tuple(run["clusters_per_level"]) for run in runs)
+            lines.append(" | ".join([
+                f"| {Path(path).stem}",
+                config,
+                " ".join(str(run["seed"]) for run in runs),
+                *(cell([score[key] for score in scores]) for key in ("nmi_all", "ari_all", "nmi_clustered",
+                                                                        "ari_clustered")),
+                cell([run["leaves"]["outlier_share"] for run in runs]),
+                cell([run["leaves"]["clusters"] for run in runs], 1),
+                ", ".join("/".join(map(str, level)) for level in levels),
+                cell([run["umap_seconds"] for run in runs], 0),
+            ]) + " |")
+    return "\n".join(lines)
+
+
 # -- main ---------------------------------------------------------------------------------------------------------
 
 
@@ -565,7 +605,14 @@ def main() -> None:
         help="UMAP layout epochs for clio_lite's reduction and BERTopic's (UMAPReducer(n_epochs=N)); default: UMAP's "
              "rule, 500 up to 10,000 points and 200 above",
     )
+    parser.add_argument(
+        "--table", nargs="+", type=Path, metavar="JSON",
+        help="print a markdown table of saved runs (this script's output files) and run nothing",
+    )
     args = parser.parse_args()
+    if args.table:
+        print(comparison_table(args.table))
+        return
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("BERTopic", "presidio-analyzer", "sentence_transformers", "clio_lite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
