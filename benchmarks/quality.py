@@ -38,6 +38,8 @@ into ``.cache/models``) instead of MiniLM: its quality cost (docs/scaling.md, "F
 ``--umap-epochs N`` runs both tools' 5-D UMAP with ``N`` layout epochs (``UMAPReducer(n_epochs=N)``) instead of
 UMAP's rule (500 up to 10,000 points, 200 above): the quality cost of fewer epochs (docs/quality.md, "Speed options
 and their quality cost"). The output then names ``umap_epochs``; without the option it is as before.
+``--time-umap None 200`` only times the 5-D UMAP on the cached embeddings, per setting; ``--table FILE...``
+prints a markdown table of saved outputs.
 """
 
 from __future__ import annotations
@@ -519,6 +521,28 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def time_umap(embeddings: np.ndarray, epochs: Sequence[str], seed: int, repeats: int = 2) -> dict[str, Any]:
+    """Seconds (wall and this process's CPU) of clio_lite's 5-D ``UMAPReducer`` per ``n_epochs`` setting.
+
+    A fit of 5,000 points first loads numba's compiled functions (UMAP's nearest-neighbour descent runs from 4,096
+    points), so no timed fit pays for that; the settings then alternate ``repeats`` times (``"None"`` is UMAP's own
+    rule).
+    """
+    UMAPReducer(n_components=5, random_state=seed).fit_transform(embeddings[:5000])
+    out: dict[str, Any] = {"points": len(embeddings), "seed": seed}
+    for _ in range(repeats):
+        for setting in epochs:
+            n_epochs = None if setting == "None" else int(setting)
+            wall, cpu = time.perf_counter(), time.process_time()
+            UMAPReducer(n_components=5, random_state=seed, n_epochs=n_epochs).fit_transform(embeddings)
+            out.setdefault(f"n_epochs={setting}", []).append(
+                {"wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1)}
+            )
+            logger.info("UMAP n_epochs=%s: %s", setting, out[f"n_epochs={setting}"][-1])
+    out["load_average_after"] = os.getloadavg()[0]
+    return out
+
+
 def comparison_table(paths: Sequence[Path]) -> str:
     """A markdown table of saved runs (this script's JSON output), one row per file and clio_lite configuration.
 
@@ -609,6 +633,10 @@ def main() -> None:
         "--table", nargs="+", type=Path, metavar="JSON",
         help="print a markdown table of saved runs (this script's output files) and run nothing",
     )
+    parser.add_argument(
+        "--time-umap", nargs="+", metavar="EPOCHS",
+        help="only time the 5-D UMAP on the (cached) embeddings, per n_epochs setting (a number or None), twice each",
+    )
     args = parser.parse_args()
     if args.table:
         print(comparison_table(args.table))
@@ -656,6 +684,10 @@ def main() -> None:
         cache.save_array("embeddings", embed_key, embeddings)
         logger.info("embedded %d texts with %s", len(scrubbed), embedder.model_id)
     prep["embed"] = round(time.perf_counter() - tic, 1)
+    if args.time_umap:
+        print(json.dumps({"dataset": args.dataset, "embedder": embedder.model_id,
+                          **time_umap(embeddings, args.time_umap, args.seeds[0])}, indent=2))
+        return
     scrubbed_of = dict(zip(texts, scrubbed, strict=True))
     vector_of = dict(zip(scrubbed, embeddings, strict=True))
     stages = (
