@@ -39,7 +39,7 @@ into ``.cache/models``) instead of MiniLM: its quality cost (docs/scaling.md, "F
 UMAP's rule (500 up to 10,000 points, 200 above): the quality cost of fewer epochs (docs/quality.md, "Speed options
 and their quality cost"). The output then names ``umap_epochs``; without the option it is as before.
 ``--time-umap None 200`` only times the 5-D UMAP on the cached embeddings, per setting; ``--table FILE...``
-prints a markdown table of saved outputs.
+prints a markdown table of saved outputs, and each one's differences from the first one's.
 """
 
 from __future__ import annotations
@@ -547,17 +547,18 @@ def comparison_table(paths: Sequence[Path]) -> str:
     """A markdown table of saved runs (this script's JSON output), one row per file and clio_lite configuration.
 
     Mean ± standard deviation over the seeds of leaf NMI and ARI against the fine gold label (over all documents,
-    outliers one more label, and over clustered documents only), the leaves' outlier share, the clusters per level
-    and the UMAP seconds; the rows are in the order of ``paths``.
+    outliers one more label, and over clustered documents only), the leaves' outlier share, the number of leaves,
+    the clusters per level (each seed's, once per distinct list) and the top level's reconstruction accuracy against
+    the coarse gold label; the rows are in the order of ``paths``.
     """
     header = (
         "| run | configuration | seeds | leaf NMI all | leaf ARI all | leaf NMI clustered | leaf ARI clustered "
-        "| outlier share | leaves | clusters per level | UMAP s |"
+        "| outlier share | leaves | clusters per level | top accuracy |"
     )
     lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
     for path in paths:
         result = json.loads(Path(path).read_text(encoding="utf-8"))
-        fine = next(iter(result["gold_classes"]))
+        fine, coarse = list(result["gold_classes"])[0], list(result["gold_classes"])[-1]
         grouped: dict[str, list[dict[str, Any]]] = {}
         for run in result["runs"]:
             if run["tool"] == "clio_lite":
@@ -578,8 +579,44 @@ def comparison_table(paths: Sequence[Path]) -> str:
                 cell([run["leaves"]["outlier_share"] for run in runs]),
                 cell([run["leaves"]["clusters"] for run in runs], 1),
                 ", ".join("/".join(map(str, level)) for level in levels),
-                cell([run["umap_seconds"] for run in runs], 0),
+                cell([run["top"][f"reconstruction_accuracy_{coarse}"] for run in runs]),
             ]) + " |")
+    return "\n".join(lines)
+
+
+def difference_table(reference: Path, others: Sequence[Path]) -> str:
+    """Each run's leaf scores minus the reference run's, per configuration both have, against the seed spread.
+
+    A cell is ``Δ (t)``: the difference of the means over seeds, and that difference over its standard error
+    (``sqrt(s1²/n1 + s2²/n2)``, sample standard deviations): |t| under about 2 is inside the seed-to-seed spread.
+    """
+    keys = ("nmi_all", "ari_all", "nmi_clustered", "ari_clustered")
+
+    def per_config(path: Path) -> dict[str, dict[str, list[float]]]:
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+        fine = list(result["gold_classes"])[0]
+        out: dict[str, dict[str, list[float]]] = {}
+        for run in result["runs"]:
+            if run["tool"] == "clio_lite":
+                values = out.setdefault(run["config"], {})
+                for key in keys:
+                    values.setdefault(key, []).append(run["leaves"][f"vs_{fine}"][key])
+                values.setdefault("outlier_share", []).append(run["leaves"]["outlier_share"])
+        return out
+
+    def cell(a: list[float], b: list[float]) -> str:
+        delta = np.mean(b) - np.mean(a)
+        error = np.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
+        return f"{delta:+.3f} ({delta / error:+.1f})" if error > 0 else f"{delta:+.3f}"
+
+    base = per_config(reference)
+    header = f"| run minus {Path(reference).stem} | configuration | " + " | ".join(keys + ("outlier_share",)) + " |"
+    lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
+    for path in others:
+        for config, values in per_config(path).items():
+            if config in base:
+                cells = [cell(base[config][key], values[key]) for key in (*keys, "outlier_share")]
+                lines.append(f"| {Path(path).stem} | {config} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -640,6 +677,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.table:
         print(comparison_table(args.table))
+        if len(args.table) > 1:  # the first file is the reference
+            print("\n" + difference_table(args.table[0], args.table[1:]))
         return
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("BERTopic", "presidio-analyzer", "sentence_transformers", "clio_lite"):
