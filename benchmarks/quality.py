@@ -210,12 +210,14 @@ def reduce_cached(
 
     The seconds are those of the run that computed it (kept beside the vectors), so tables stay comparable.
     ``n_epochs`` is ``UMAPReducer``'s (``None``: UMAP's own rule, 500 epochs up to 10,000 points, 200 above); a
-    number is part of the cache key, ``None`` leaves the key as it always was.
+    number is part of the cache key. So is ``clio_lite/reduce.py``'s code: another reducer, other vectors.
     """
     import hashlib
 
     digest = hashlib.sha256(np.ascontiguousarray(embeddings).tobytes()).hexdigest()
-    key = f"{model_id}|{digest}|umap n_components=5 n_neighbors=15 min_dist=0 cosine|seed={seed}"
+    # The reducer's code too (its neighbour graph changed once: exact neighbours up to 20,000 points).
+    code = hashlib.sha256((ROOT / "clio_lite" / "reduce.py").read_bytes()).hexdigest()[:16]
+    key = f"{model_id}|{digest}|umap n_components=5 n_neighbors=15 min_dist=0 cosine|seed={seed}|reduce.py={code}"
     if n_epochs is not None:
         key += f"|n_epochs={n_epochs}"
     reduced = cache.load_array("umap", key)
