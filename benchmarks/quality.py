@@ -5,7 +5,9 @@ embedding cache in ``~/.cache/clio_lite``), and then, for each UMAP seed:
 
 - reduces the embeddings once with clio_lite's ``UMAPReducer(n_components=5, random_state=seed)``, which is the
   same call as BERTopic's ``UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine",
-  random_state=seed)`` (checked on every seed: ``umap_identical`` in the output);
+  random_state=seed)`` (checked on every seed: ``umap_identical`` in the output) except that from 4,096 to 20,000
+  points clio_lite's neighbour graph is exact where UMAP's comes from NN-descent, so there the two differ a little
+  (``--reuse-umap`` gives BERTopic clio_lite's vectors);
 - fits ``clio_lite.Clio`` end to end on the scrubbed texts (its real clustering, hierarchy, gate and namer), with
   stages that hand it the precomputed scrubbed texts, embeddings and 5-D vectors, and PCA for the 2-D map (the map
   changes no cluster);
