@@ -5,7 +5,9 @@ embedding cache in ``~/.cache/clio_lite``), and then, for each UMAP seed:
 
 - reduces the embeddings once with clio_lite's ``UMAPReducer(n_components=5, random_state=seed)``, which is the
   same call as BERTopic's ``UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine",
-  random_state=seed)`` (checked on every seed: ``umap_identical`` in the output);
+  random_state=seed)`` (checked on every seed: ``umap_identical`` in the output) except that from 4,096 to 20,000
+  points clio_lite's neighbour graph is exact where UMAP's comes from NN-descent, so there the two differ a little
+  (``--reuse-umap`` gives BERTopic clio_lite's vectors);
 - fits ``clio_lite.Clio`` end to end on the scrubbed texts (its real clustering, hierarchy, gate and namer), with
   stages that hand it the precomputed scrubbed texts, embeddings and 5-D vectors, and PCA for the 2-D map (the map
   changes no cluster);
@@ -34,6 +36,12 @@ for each ``HDBSCANClusterer`` setting given, and ``--clusterer`` adds clio_lite 
 into ``.cache/models``) instead of MiniLM: its quality cost (docs/scaling.md, "Fast mode"). ``--embedder onnx`` and
 ``--embedder onnx-int8`` run MiniLM with onnxruntime (``SentenceTransformerEmbedder(backend=...)``, exported once into
 ``.cache/models``): the same model, fp32 or with int8 weights.
+
+``--umap-epochs N`` runs both tools' 5-D UMAP with ``N`` layout epochs (``UMAPReducer(n_epochs=N)``) instead of
+UMAP's rule (500 up to 10,000 points, 200 above): the quality cost of fewer epochs (docs/quality.md, "Speed options
+and their quality cost"). The output then names ``umap_epochs``; without the option it is as before.
+``--time-umap None 200`` only times the 5-D UMAP on the cached embeddings, per setting; ``--table FILE...``
+prints a markdown table of saved outputs, and each one's differences from the first one's.
 """
 
 from __future__ import annotations
@@ -197,22 +205,30 @@ class VectorCache:
         path.with_suffix(".tmp.npy").replace(path)
 
 
-def reduce_cached(cache: VectorCache, embeddings: np.ndarray, model_id: str, seed: int) -> tuple[np.ndarray, float]:
+def reduce_cached(
+    cache: VectorCache, embeddings: np.ndarray, model_id: str, seed: int, n_epochs: int | None = None
+) -> tuple[np.ndarray, float]:
     """clio_lite's seeded 5-D UMAP of ``embeddings``, from the cache when it was computed before; and its seconds.
 
     The seconds are those of the run that computed it (kept beside the vectors), so tables stay comparable.
+    ``n_epochs`` is ``UMAPReducer``'s (``None``: UMAP's own rule, 500 epochs up to 10,000 points, 200 above); a
+    number is part of the cache key. So is ``clio_lite/reduce.py``'s code: another reducer, other vectors.
     """
     import hashlib
 
     digest = hashlib.sha256(np.ascontiguousarray(embeddings).tobytes()).hexdigest()
-    key = f"{model_id}|{digest}|umap n_components=5 n_neighbors=15 min_dist=0 cosine|seed={seed}"
+    # The reducer's code too (its neighbour graph changed once: exact neighbours up to 20,000 points).
+    code = hashlib.sha256((ROOT / "clio_lite" / "reduce.py").read_bytes()).hexdigest()[:16]
+    key = f"{model_id}|{digest}|umap n_components=5 n_neighbors=15 min_dist=0 cosine|seed={seed}|reduce.py={code}"
+    if n_epochs is not None:
+        key += f"|n_epochs={n_epochs}"
     reduced = cache.load_array("umap", key)
     timing = cache.load_texts("umap-seconds", key)
     if reduced is not None and timing is not None:
         logger.info("seed %d: UMAP vectors from the cache", seed)
         return reduced, float(timing[0])
     tic = time.perf_counter()
-    reduced = UMAPReducer(n_components=5, random_state=seed).fit_transform(embeddings)
+    reduced = UMAPReducer(n_components=5, random_state=seed, n_epochs=n_epochs).fit_transform(embeddings)
     seconds = round(time.perf_counter() - tic, 1)
     cache.save_array("umap", key, reduced)
     cache.save_texts("umap-seconds", key, [str(seconds)])
@@ -509,6 +525,105 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def time_umap(embeddings: np.ndarray, epochs: Sequence[str], seed: int, repeats: int = 2) -> dict[str, Any]:
+    """Seconds (wall and this process's CPU) of clio_lite's 5-D ``UMAPReducer`` per ``n_epochs`` setting.
+
+    A fit of 5,000 points first loads numba's compiled functions (UMAP's nearest-neighbour descent runs from 4,096
+    points), so no timed fit pays for that; the settings then alternate ``repeats`` times (``"None"`` is UMAP's own
+    rule).
+    """
+    UMAPReducer(n_components=5, random_state=seed).fit_transform(embeddings[:5000])
+    out: dict[str, Any] = {"points": len(embeddings), "seed": seed}
+    for _ in range(repeats):
+        for setting in epochs:
+            n_epochs = None if setting == "None" else int(setting)
+            wall, cpu = time.perf_counter(), time.process_time()
+            UMAPReducer(n_components=5, random_state=seed, n_epochs=n_epochs).fit_transform(embeddings)
+            out.setdefault(f"n_epochs={setting}", []).append(
+                {"wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1)}
+            )
+            logger.info("UMAP n_epochs=%s: %s", setting, out[f"n_epochs={setting}"][-1])
+    out["load_average_after"] = os.getloadavg()[0]
+    return out
+
+
+def comparison_table(paths: Sequence[Path]) -> str:
+    """A markdown table of saved runs (this script's JSON output), one row per file and clio_lite configuration.
+
+    Mean ± standard deviation over the seeds of leaf NMI and ARI against the fine gold label (over all documents,
+    outliers one more label, and over clustered documents only), the leaves' outlier share, the number of leaves,
+    the clusters per level (each seed's, once per distinct list) and the top level's reconstruction accuracy against
+    the coarse gold label; the rows are in the order of ``paths``.
+    """
+    header = (
+        "| run | configuration | seeds | leaf NMI all | leaf ARI all | leaf NMI clustered | leaf ARI clustered "
+        "| outlier share | leaves | clusters per level | top accuracy |"
+    )
+    lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
+    for path in paths:
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+        fine, coarse = list(result["gold_classes"])[0], list(result["gold_classes"])[-1]
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for run in result["runs"]:
+            if run["tool"] == "clio_lite":
+                grouped.setdefault(run["config"], []).append(run)
+        for config, runs in grouped.items():
+
+            def cell(values: list[float], digits: int = 3) -> str:
+                return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
+
+            scores = [run["leaves"][f"vs_{fine}"] for run in runs]
+            levels = Counter(tuple(run["clusters_per_level"]) for run in runs)
+            lines.append(" | ".join([
+                f"| {Path(path).stem}",
+                config,
+                " ".join(str(run["seed"]) for run in runs),
+                *(cell([score[key] for score in scores]) for key in ("nmi_all", "ari_all", "nmi_clustered",
+                                                                        "ari_clustered")),
+                cell([run["leaves"]["outlier_share"] for run in runs]),
+                cell([run["leaves"]["clusters"] for run in runs], 1),
+                ", ".join("/".join(map(str, level)) for level in levels),
+                cell([run["top"][f"reconstruction_accuracy_{coarse}"] for run in runs]),
+            ]) + " |")
+    return "\n".join(lines)
+
+
+def difference_table(reference: Path, others: Sequence[Path]) -> str:
+    """Each run's leaf scores minus the reference run's, per configuration both have, against the seed spread.
+
+    A cell is ``Δ (t)``: the difference of the means over seeds, and that difference over its standard error
+    (``sqrt(s1²/n1 + s2²/n2)``, sample standard deviations): |t| under about 2 is inside the seed-to-seed spread.
+    """
+    keys = ("nmi_all", "ari_all", "nmi_clustered", "ari_clustered")
+
+    def per_config(path: Path) -> dict[str, dict[str, list[float]]]:
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+        fine = list(result["gold_classes"])[0]
+        out: dict[str, dict[str, list[float]]] = {}
+        for run in result["runs"]:
+            if run["tool"] == "clio_lite":
+                values = out.setdefault(run["config"], {})
+                for key in keys:
+                    values.setdefault(key, []).append(run["leaves"][f"vs_{fine}"][key])
+                values.setdefault("outlier_share", []).append(run["leaves"]["outlier_share"])
+        return out
+
+    def cell(a: list[float], b: list[float]) -> str:
+        delta = np.mean(b) - np.mean(a)
+        error = np.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
+        return f"{delta:+.3f} ({delta / error:+.1f})" if error > 0 else f"{delta:+.3f}"
+
+    base = per_config(reference)
+    header = f"| run minus {Path(reference).stem} | configuration | " + " | ".join(keys + ("outlier_share",)) + " |"
+    lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
+    for path in others:
+        for config, values in per_config(path).items():
+            if config in base:
+                cells = [cell(base[config][key], values[key]) for key in (*keys, "outlier_share")]
+                lines.append(f"| {Path(path).stem} | {config} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 # -- main ---------------------------------------------------------------------------------------------------------
 
 
@@ -550,7 +665,25 @@ def main() -> None:
         help="all-MiniLM-L6-v2 with torch (default) or onnxruntime (fp32 or int8), or the fast mode's static model "
              "distilled from it",
     )
+    parser.add_argument(
+        "--umap-epochs", type=int, default=None, metavar="N",
+        help="UMAP layout epochs for clio_lite's reduction and BERTopic's (UMAPReducer(n_epochs=N)); default: UMAP's "
+             "rule, 500 up to 10,000 points and 200 above",
+    )
+    parser.add_argument(
+        "--table", nargs="+", type=Path, metavar="JSON",
+        help="print a markdown table of saved runs (this script's output files) and run nothing",
+    )
+    parser.add_argument(
+        "--time-umap", nargs="+", metavar="EPOCHS",
+        help="only time the 5-D UMAP on the (cached) embeddings, per n_epochs setting (a number or None), twice each",
+    )
     args = parser.parse_args()
+    if args.table:
+        print(comparison_table(args.table))
+        if len(args.table) > 1:  # the first file is the reference
+            print("\n" + difference_table(args.table[0], args.table[1:]))
+        return
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("BERTopic", "presidio-analyzer", "sentence_transformers", "clio_lite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -594,6 +727,10 @@ def main() -> None:
         cache.save_array("embeddings", embed_key, embeddings)
         logger.info("embedded %d texts with %s", len(scrubbed), embedder.model_id)
     prep["embed"] = round(time.perf_counter() - tic, 1)
+    if args.time_umap:
+        print(json.dumps({"dataset": args.dataset, "embedder": embedder.model_id,
+                          **time_umap(embeddings, args.time_umap, args.seeds[0])}, indent=2))
+        return
     scrubbed_of = dict(zip(texts, scrubbed, strict=True))
     vector_of = dict(zip(scrubbed, embeddings, strict=True))
     stages = (
@@ -609,7 +746,7 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     umap_checks: list[dict[str, Any]] = []
     for seed in args.seeds:
-        reduced, umap_seconds = reduce_cached(cache, embeddings, embedder.model_id, seed)
+        reduced, umap_seconds = reduce_cached(cache, embeddings, embedder.model_id, seed, args.umap_epochs)
         if args.prepare_only:
             continue
         if args.tune:
@@ -633,7 +770,8 @@ def main() -> None:
 
         for i, size in enumerate(args.min_sizes):
             if i == 0 and not args.reuse_umap:  # BERTopic's own seeded UMAP, checked against clio_lite's reduction
-                umap_model = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=seed)
+                umap_model = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=seed,
+                                  n_epochs=args.umap_epochs)
             else:
                 umap_model = PrecomputedReducer(embeddings, reduced)
             run, model = run_bertopic(
@@ -653,11 +791,13 @@ def main() -> None:
             runs.append(run)
             logger.info("seed %d: bertopic %s: %s", seed, run["config"], json.dumps(run["leaves"]))
 
+    options = {"umap_epochs": args.umap_epochs} if args.umap_epochs is not None else {}
     print(json.dumps({
         "dataset": args.dataset,
         "records": len(records),
         "limit": args.limit,
         "embedder": embedder.model_id,
+        **options,
         "gold_classes": {name: int(len(np.unique(values))) for name, values in gold.items()},
         "seeds": args.seeds,
         "top_target": args.top,

@@ -93,9 +93,11 @@ def test_cache_keys_and_fingerprints_differ_per_backend(onnx_models_dir, tmp_pat
 def test_a_chunk_gives_the_same_bytes_wherever_and_however_often_it_runs(onnx_models_dir, texts):
     chunk = texts[:70]  # three batches of 32, sorted by length within the call
     for backend in ("onnx", "onnx-int8"):
-        first = onnx_embedder(onnx_models_dir, backend).embed(chunk)
+        # Two threads and one, named (the default, one per CPU, would be one on a one-CPU runner), and a re-run.
+        first = onnx_embedder(onnx_models_dir, backend, threads=2).embed(chunk)
         again = onnx_embedder(onnx_models_dir, backend, threads=1).embed(chunk)  # another embedder, one thread
         assert first.tobytes() == again.tobytes()
+        assert onnx_embedder(onnx_models_dir, backend, threads=2).embed(chunk).tobytes() == first.tobytes()
         # Identical texts inside a chunk are embedded once and get the same row.
         doubled = onnx_embedder(onnx_models_dir, backend).embed(chunk + chunk[:5])
         assert doubled[:70].tobytes() == first.tobytes() and doubled[70:].tobytes() == first[:5].tobytes()
