@@ -36,7 +36,7 @@ from .facets import compute_facets, facet_keys, keep_mask, resolve
 from .io import load_conversations
 from .name import KeywordNamer, NodeToName
 from .privacy import gate, tree_breakdowns
-from .reduce import SampledMap, UMAPReducer, fit_sample_beside, transform_blocks
+from .reduce import SampledMap, UMAPReducer, fit_sample_beside, one_blas_thread, transform_blocks
 from .release import SCHEMA_VERSION, ClusterNode, ClusterTree, Release
 from .schema import Conversations
 from .scrub import PatternScrubber, PresidioScrubber
@@ -601,7 +601,10 @@ class Clio(BaseEstimator):
             processes = getattr(make_executor(self.executor), "processes", "auto") if reduced is None else 1
             job = fit_sample_beside(sampled_map, rows, processes=processes, on_result=keep)
         with job if job is not None else nullcontext():
-            reduced = self._reduce_one("reduced", reducer, embeddings, input_hash, store, self.umap_fit_limit, seeds[0])
+            with one_blas_thread(job is not None and job.in_worker):  # one core each: no spinning BLAS threads
+                reduced = self._reduce_one(
+                    "reduced", reducer, embeddings, input_hash, store, self.umap_fit_limit, seeds[0]
+                )
             done()
             if job is not None:
                 work["map_fit"] = "worker process" if job.in_worker else "this process"

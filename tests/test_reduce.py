@@ -24,6 +24,7 @@ from clio_lite.reduce import (
     UMAPReducer,
     exact_neighbours,
     fit_sample_beside,
+    one_blas_thread,
     place_by_neighbours,
     transform_blocks,
 )
@@ -262,3 +263,18 @@ def test_transform_blocks_come_back_in_order_from_processes():
     blocks = [np.arange(i, i + 4) for i in range(0, 20, 4)]
     parallel = list(transform_blocks(pca, X, blocks, processes=2))
     assert [p.tolist() for p in parallel] == [pca.transform(X[b]).tolist() for b in blocks]
+
+
+def test_one_blas_thread_holds_blas_to_one_thread_only_inside_and_only_when_active():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert before  # numpy's BLAS at least
+    with one_blas_thread():
+        assert set(blas_threads()) == {1}
+    with one_blas_thread(False):
+        assert blas_threads() == before
+    assert blas_threads() == before
