@@ -16,6 +16,7 @@ import pytest
 from sklearn.base import clone
 
 from clio_lite import Clio, Release, load_conversations
+from clio_lite.embed import default_backend
 from clio_lite.pipeline import SUPPRESSED, UNCLUSTERED
 from tests.conftest import E2E_PARAMS
 
@@ -152,7 +153,8 @@ def test_manifest_records_config_hash_versions_and_models(fitted):
     assert re.fullmatch(r"[0-9a-f]{64}", manifest["config_hash"])
     assert manifest["config"]["min_users"] == E2E_PARAMS["min_users"]
     assert manifest["versions"]["clio_lite"] == "0.1.0"
-    assert manifest["models"]["embedding"] == "all-MiniLM-L6-v2 (onnx)"  # the default backend: onnxruntime, fp32
+    # the default backend: onnxruntime, int8 where the CPU has int8 dot products, else fp32
+    assert manifest["models"]["embedding"] == f"all-MiniLM-L6-v2 ({default_backend()})"
     assert manifest["versions"]["onnxruntime"] != "not installed"
     assert re.fullmatch(r"[0-9a-f]{64}", manifest["models"]["embedding_sha256"])
     assert sum(manifest["scrubbed_entities"].values()) > 0
