@@ -30,7 +30,7 @@ def _import_umap_cached():
     """``umap``, with every compiled function of umap-learn and pynndescent cached on disk (once per process).
 
     umap-learn marks only some of its numba functions ``cache=True``: the rest (the layout's epochs, the fuzzy
-    simplicial set, pynndescent's trees and heaps) were compiled again in every new process, about 15 s of a 10k
+    simplicial set, pynndescent's trees and heaps) were compiled again in every new process, about 20 s of a 10k
     run's reduce stage. Caching them gives the same machine code, so the same bytes (``tests/test_reduce.py``).
     A function numba cannot cache (pynndescent's ``nn_descent`` holds dynamic globals) still compiles per process:
     see ``UMAPReducer(exact_neighbours=...)``, which avoids it.
