@@ -46,7 +46,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -233,13 +232,12 @@ def beside_child(path: str, processes: int, warm: bool) -> None:
     clio = Clio(random_state=0, cache_dir=False, verbose=False, executor=LocalExecutor(processes=processes))
     clio.work_ = {"reduce": {}}
     load = os.getloadavg()[0]
-    start, cpu = time.perf_counter(), time.process_time()
-    reduced, positions = clio._reduce(embeddings, clio._seeds())
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    with Clock() as clock:
+        reduced, positions = clio._reduce(embeddings, clio._seeds())
     children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the worker process, ended with the stage
     print(json.dumps({
-        "processes": processes, "map_fit": clio.work_["reduce"]["map_fit"], "wall_s": round(wall, 1),
-        "cpu_s_this_process": round(cpu, 1), "cpu_s_worker": round(children.ru_utime + children.ru_stime, 1),
+        "processes": processes, "map_fit": clio.work_["reduce"]["map_fit"], "wall_s": round(clock.wall, 1),
+        "cpu_s_this_process": round(clock.cpu, 1), "cpu_s_worker": round(children.ru_utime + children.ru_stime, 1),
         "load_1min_before": round(load, 2), "load_1min_after": round(os.getloadavg()[0], 2),
         "digest": hashlib.sha256(reduced.tobytes() + positions.tobytes()).hexdigest(),
     }))

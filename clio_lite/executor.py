@@ -215,10 +215,7 @@ class LocalExecutor:
 
 
 def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return len(_usable_cpus_set())
 
 
 def _idle_cpus() -> int:
@@ -263,6 +260,7 @@ def _free_cpus(interval: float = 0.2) -> float:
 
 
 def _usable_cpus_set() -> set[int]:
+    """The CPUs this process may run on (its affinity; every CPU where that is not known)."""
     try:
         return set(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -583,7 +583,7 @@ class Clio(BaseEstimator):
         def placed_key(reduced: np.ndarray) -> str:
             return store.key(input_hash, hash_array(reduced), fingerprint(sampled_map)) if store is not None else ""
 
-        # Read here to know what is left to do (and read again, from the page cache, by _reduce_one below).
+        # Read here to know what is left to do; computed (and saved) below only if it is not there.
         reduced = load(store.key(input_hash, fingerprint(reducer, fit_limit=self.umap_fit_limit)) if store else "",
                        "reduced")
         fitted = load(map_key, fitted_name)
@@ -601,10 +601,13 @@ class Clio(BaseEstimator):
             processes = getattr(make_executor(self.executor), "processes", "auto") if reduced is None else 1
             job = fit_sample_beside(sampled_map, rows, processes=processes, on_result=keep)
         with job if job is not None else nullcontext():
-            with one_blas_thread(job is not None and job.in_worker):  # one core each: no spinning BLAS threads
-                reduced = self._reduce_one(
-                    "reduced", reducer, embeddings, input_hash, store, self.umap_fit_limit, seeds[0]
-                )
+            if reduced is None:
+                with one_blas_thread(job is not None and job.in_worker):  # one core each: no spinning BLAS threads
+                    reduced = self._reduce_one(
+                        "reduced", reducer, embeddings, input_hash, store, self.umap_fit_limit, seeds[0]
+                    )
+            else:
+                work["reduced"] = "checkpoint"
             done()
             if job is not None:
                 work["map_fit"] = "worker process" if job.in_worker else "this process"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,8 +41,6 @@ def _import_umap_cached():
     import umap
 
     if not _UMAP_CACHING:
-        import sys
-
         from numba.core.registry import CPUDispatcher
 
         for name, module in list(sys.modules.items()):
@@ -81,7 +80,7 @@ def exact_neighbours(X: np.ndarray, k: int, metric: str = "cosine", block_cells:
         X = X / np.clip(np.linalg.norm(X, axis=1, keepdims=True), 1e-12, None)
     elif metric != "euclidean":
         raise ValueError(f"exact neighbours support cosine and euclidean, not {metric!r}")
-    squared = np.einsum("ij,ij->i", X, X)
+    half_squared = 0.5 * np.einsum("ij,ij->i", X, X)[None, :] if metric == "euclidean" else None
     indices = np.empty((n, k), dtype=np.int64)
     distances = np.empty((n, k), dtype=np.float32)
     rows = max(1, min(2048, block_cells // max(n, 1)))
@@ -89,8 +88,8 @@ def exact_neighbours(X: np.ndarray, k: int, metric: str = "cosine", block_cells:
         stop = min(n, start + rows)
         # Larger is nearer: the similarity (cosine) or minus the squared distance without the row's own norm.
         score = X[start:stop] @ X.T
-        if metric == "euclidean":
-            score -= 0.5 * squared[None, :]
+        if half_squared is not None:
+            score -= half_squared
         score[np.arange(stop - start), np.arange(start, stop)] = np.inf  # each row is its own nearest neighbour
         part = np.argpartition(-score, k - 1, axis=1)[:, :k]
         order = np.argsort(-np.take_along_axis(score, part, axis=1), axis=1, kind="stable")
